@@ -1,0 +1,641 @@
+//! `braid batch reindex`: rebuild the segments of an interval from the raw archive and publish
+//! them in one commit that overshadows every older version.
+//!
+//! Work splits by raw file: each worker thread takes the next file (largest first), streams it
+//! through gzip into its own rollup index, and at the end the indexes are merged, sorted into
+//! segments, encoded in parallel and written before the single catalog commit that makes them
+//! visible. A raw file that cannot be read to its end fails the job before anything is
+//! published.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::catalog::{Action, Catalog, CatalogError, CatalogState, Fingerprint, Origin, SegmentRecord, now_millis};
+use common::input::{Lines, is_blank};
+use common::rollup::{RollupIndex, RollupSchema};
+use common::segment::{SegmentDescription, segment_id, write_segment};
+use common::spec::DataSourceSpec;
+use common::storage::DeepStorage;
+use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
+use futures::{StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use layouts::{RawFileName, RawLayout, SegmentPath};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{info, info_span, warn};
+
+use crate::BatchError;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// What to reindex and how.
+#[derive(Debug, Clone)]
+pub struct ReindexOptions {
+    /// The interval; must line up with segmentGranularity.
+    pub interval: Interval,
+    /// Where raw files live.
+    pub raw_layout: RawLayout,
+    /// Worker threads (both cores by default).
+    pub threads: usize,
+    /// Show a progress bar on the terminal.
+    pub progress: bool,
+}
+
+/// The outcome for one segment interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalReport {
+    /// The segment interval.
+    #[serde(serialize_with = "interval_text")]
+    pub interval: Interval,
+    /// The version published for it.
+    pub version: String,
+    /// Events read into it.
+    pub events: u64,
+    /// Rollup rows written.
+    pub rows: u64,
+    /// Lines rejected from its raw files.
+    pub rejected: u64,
+    /// Segment files written (0 with a tombstone or no data).
+    pub partitions: u32,
+    /// Bytes of segment files written.
+    pub bytes: u64,
+    /// Raw files read.
+    pub raw_files: u64,
+    /// Their compressed size.
+    pub raw_bytes: u64,
+    /// Worker time spent on it (reading, rollup, encoding), seconds.
+    pub seconds: f64,
+    /// Whether an empty interval was published as a tombstone to hide older segments.
+    pub tombstone: bool,
+}
+
+/// The outcome of a reindex job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReindexReport {
+    /// The dataSource.
+    pub data_source: String,
+    /// The version published.
+    pub version: String,
+    /// Per segment interval.
+    pub intervals: Vec<IntervalReport>,
+    /// Events read.
+    pub events: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+    /// Raw files read.
+    pub raw_files: u64,
+    /// Compressed raw bytes read.
+    pub raw_bytes: u64,
+    /// Uncompressed raw bytes read.
+    pub raw_uncompressed_bytes: u64,
+    /// Segment bytes written.
+    pub segment_bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// The catalog commit that published the result.
+    pub commit_seq: u64,
+    /// The first rejected lines, as `file line N: reason`.
+    pub first_rejects: Vec<String>,
+}
+
+fn interval_text<S: serde::Serializer>(interval: &Interval, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(interval)
+}
+
+/// How many rejected lines the report names; the rest are counted.
+const REPORTED_REJECTS: usize = 20;
+
+/// A raw file to read.
+#[derive(Debug, Clone)]
+struct RawInput {
+    path: String,
+    hour_start: Millis,
+    size: u64,
+    e_tag: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    events: u64,
+    rejected: u64,
+    busy: Duration,
+    raw_files: u64,
+    raw_bytes: u64,
+    uncompressed: u64,
+}
+
+struct WorkerResult {
+    index: RollupIndex,
+    stats: HashMap<Millis, Stats>,
+    rejects: Vec<String>,
+}
+
+/// Rebuilds every segment interval of `options.interval` from the raw archive and publishes
+/// the result as one new version.
+pub async fn reindex(
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    options: ReindexOptions,
+) -> Result<ReindexReport, BatchError> {
+    let started = Instant::now();
+    let span = info_span!("reindex", data_source = %spec.data_source, interval = %options.interval);
+    let _enter = span.enter();
+    let granularity = spec.granularity.segment;
+    check_aligned(options.interval, granularity)?;
+
+    let catalog = Catalog::new(storage.clone(), spec.data_source.clone());
+    let mut state = catalog.load().await?;
+    let read_parts = state.raw_parts.clone();
+    let version = next_version(&state, options.interval);
+    let files = list_raw_files(storage, spec, &options.raw_layout, options.interval, &state).await?;
+    let segment_intervals: Vec<Interval> = granularity.buckets(options.interval).collect();
+    info!(files = files.len(), intervals = segment_intervals.len(), version, "Reindexing.");
+
+    let schema = RollupSchema::new(spec);
+    let (index, stats, rejects) = read_all(storage, &schema, &files, &options).await?;
+    let segments = index.segments();
+
+    // Encode and write every partition before the commit that names them.
+    let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
+    let mut jobs = Vec::new();
+    for interval in &segment_intervals {
+        if let Some(rows) = segments.get(interval) {
+            let chunks: Vec<&[u32]> = rows.rows.chunks(max_rows).collect();
+            let count = chunks.len() as u32;
+            for (partition, chunk) in chunks.into_iter().enumerate() {
+                jobs.push((*interval, partition as u32, count, chunk.to_vec()));
+            }
+        }
+    }
+    let written = write_segments(storage, spec, Arc::new(index), &version, jobs, options.threads).await?;
+    let mut records: Vec<SegmentRecord> = written.iter().map(|(record, _)| record.clone()).collect();
+    let encode_time: HashMap<Interval, Duration> = written.iter().fold(HashMap::new(), |mut acc, (r, d)| {
+        *acc.entry(r.interval).or_default() += *d;
+        acc
+    });
+
+    let mut tombstones = Vec::new();
+    for interval in &segment_intervals {
+        let has_rows = segments.contains_key(interval);
+        let hides_something = state.segments.values().any(|s| s.interval.overlaps(interval));
+        if !has_rows && hides_something {
+            tombstones.push(tombstone(spec, *interval, &version));
+        }
+    }
+    records.extend(tombstones.iter().cloned());
+    let fingerprints: Vec<Fingerprint> =
+        segment_intervals.iter().map(|i| fingerprint(*i, &version, &files)).collect();
+
+    let mut actions = vec![Action::RecordFingerprints { fingerprints }];
+    if !records.is_empty() {
+        actions.insert(0, Action::AddSegments { segments: records.clone() });
+    }
+    let commit = catalog
+        .commit(&mut state, "batch reindex", |current| {
+            check_unchanged(current, &read_parts, &options, spec, &version)?;
+            Ok(actions.clone())
+        })
+        .await;
+    let committed = match commit {
+        Ok(committed) => committed,
+        Err(e) => {
+            // Nothing names these files; remove them now rather than leave them for cleanup.
+            for (record, _) in &written {
+                if let Some(path) = &record.path {
+                    if let Err(delete) = storage.delete(path).await {
+                        warn!(path, error = %delete, "Could not remove an unpublished segment file.");
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+    };
+
+    let mut report = ReindexReport {
+        data_source: spec.data_source.to_string(),
+        version: version.clone(),
+        intervals: Vec::new(),
+        events: 0,
+        rows: 0,
+        rejected: 0,
+        raw_files: files.len() as u64,
+        raw_bytes: files.iter().map(|f| f.size).sum(),
+        raw_uncompressed_bytes: 0,
+        segment_bytes: 0,
+        seconds: 0.0,
+        commit_seq: committed.seq,
+        first_rejects: rejects,
+    };
+    for interval in segment_intervals {
+        let s = stats.get(&interval.start).copied().unwrap_or_default();
+        let mine: Vec<&SegmentRecord> = records.iter().filter(|r| r.interval == interval).collect();
+        let row = IntervalReport {
+            interval,
+            version: version.clone(),
+            events: s.events,
+            rows: mine.iter().map(|r| r.rows).sum(),
+            rejected: s.rejected,
+            partitions: mine.iter().filter(|r| !r.is_tombstone()).count() as u32,
+            bytes: mine.iter().map(|r| r.bytes).sum(),
+            raw_files: s.raw_files,
+            raw_bytes: s.raw_bytes,
+            seconds: (s.busy + encode_time.get(&interval).copied().unwrap_or_default()).as_secs_f64(),
+            tombstone: mine.iter().any(|r| r.is_tombstone()),
+        };
+        report.events += row.events;
+        report.rows += row.rows;
+        report.rejected += row.rejected;
+        report.segment_bytes += row.bytes;
+        report.raw_uncompressed_bytes += s.uncompressed;
+        report.intervals.push(row);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    info!(
+        version,
+        events = report.events,
+        rows = report.rows,
+        rejected = report.rejected,
+        seq = committed.seq,
+        seconds = report.seconds,
+        "Published reindexed segments."
+    );
+    Ok(report)
+}
+
+fn check_aligned(interval: Interval, granularity: Granularity) -> Result<(), BatchError> {
+    if granularity.is_aligned(interval.start) && granularity.is_aligned(interval.end) {
+        return Ok(());
+    }
+    let start = granularity.truncate(interval.start);
+    let end_bucket = granularity.truncate(interval.end);
+    let end = if end_bucket == interval.end { end_bucket } else { granularity.next(end_bucket) };
+    Err(BatchError::InvalidRequest(format!(
+        "interval {interval} does not line up with segmentGranularity \"{}\"; the enclosing aligned interval is {}",
+        granularity.name(),
+        Interval { start, end }
+    )))
+}
+
+/// A version higher than every version of the interval: the job's start time, or one
+/// millisecond past the highest existing version if the clock is behind it.
+fn next_version(state: &CatalogState, interval: Interval) -> String {
+    let now = format_iso(now_millis());
+    match state.max_version_overlapping(interval) {
+        Some(max) if max >= now.as_str() => match parse_iso(max) {
+            Ok(t) => format_iso(t + 1),
+            Err(_) => format!("{max}.1"),
+        },
+        _ => now,
+    }
+}
+
+async fn list_raw_files(
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    layout: &RawLayout,
+    interval: Interval,
+    state: &CatalogState,
+) -> Result<Vec<RawInput>, BatchError> {
+    let first_hour = Granularity::Hour.truncate(interval.start);
+    let hours: Vec<Millis> = (0..)
+        .map(|i| first_hour + i * HOUR_MS)
+        .take_while(|h| *h < interval.end)
+        .collect();
+    let listings: Vec<_> = futures::stream::iter(hours)
+        .map(|hour| async move {
+            let dir = layout.hour_dir(&spec.data_source, hour);
+            storage.list(&dir).await.map(|objects| (hour, objects))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let mut files = Vec::new();
+    for (hour, objects) in listings {
+        for object in objects {
+            let Ok(raw) = layout.parse_file(&object.path) else {
+                // Not a file of this layout's hour directory (a nested directory, say).
+                warn!(path = object.path, "Skipping a file that is not in an hour directory of the raw layout.");
+                continue;
+            };
+            // The stream's parts count only once a checkpoint committed them.
+            if matches!(raw.name, RawFileName::StreamPart { .. }) && !state.raw_parts.contains(&object.path) {
+                continue;
+            }
+            files.push(RawInput { path: object.path, hour_start: hour, size: object.size, e_tag: object.e_tag });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+async fn read_all(
+    storage: &DeepStorage,
+    schema: &Arc<RollupSchema>,
+    files: &[RawInput],
+    options: &ReindexOptions,
+) -> Result<(RollupIndex, HashMap<Millis, Stats>, Vec<String>), BatchError> {
+    let handle = tokio::runtime::Handle::current();
+    let storage = storage.clone();
+    let schema = schema.clone();
+    let mut order: Vec<RawInput> = files.to_vec();
+    // Largest first, so the last file to finish is a small one.
+    order.sort_by(|a, b| b.size.cmp(&a.size));
+    let options = options.clone();
+    let total: u64 = order.iter().map(|f| f.size).sum();
+    let progress = if options.progress {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("reindex [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    tokio::task::spawn_blocking(move || {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<BatchError>> = Mutex::new(None);
+        let threads = options.threads.max(1).min(order.len().max(1));
+        let results: Vec<WorkerResult> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut result = WorkerResult {
+                            index: RollupIndex::new(schema.clone()),
+                            stats: HashMap::new(),
+                            rejects: Vec::new(),
+                        };
+                        while !failed.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(file) = order.get(i) else { break };
+                            let outcome = handle
+                                .block_on(storage.get(&file.path))
+                                .map_err(BatchError::from)
+                                .and_then(|bytes| read_file(file, bytes, &options, &mut result));
+                            if let Err(e) = outcome {
+                                failed.store(true, Ordering::Relaxed);
+                                first_error.lock().expect("not poisoned").get_or_insert(e);
+                                break;
+                            }
+                            progress.inc(file.size);
+                        }
+                        result
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().expect("worker threads do not panic")).collect()
+        });
+        progress.finish_and_clear();
+        if let Some(error) = first_error.into_inner().expect("not poisoned") {
+            return Err(error);
+        }
+        let mut results = results.into_iter();
+        let mut merged = results.next().expect("at least one worker");
+        for other in results {
+            merged.index.merge(other.index);
+            for (start, s) in other.stats {
+                let entry = merged.stats.entry(start).or_default();
+                entry.events += s.events;
+                entry.rejected += s.rejected;
+                entry.busy += s.busy;
+                entry.raw_files += s.raw_files;
+                entry.raw_bytes += s.raw_bytes;
+                entry.uncompressed += s.uncompressed;
+            }
+            merged.rejects.extend(other.rejects);
+        }
+        merged.rejects.sort();
+        merged.rejects.truncate(REPORTED_REJECTS);
+        Ok((merged.index, merged.stats, merged.rejects))
+    })
+    .await
+    .map_err(|e| BatchError::InvalidRequest(format!("reindex worker failed: {e}")))?
+}
+
+/// Streams one raw file into a worker's index.
+fn read_file(file: &RawInput, bytes: Bytes, options: &ReindexOptions, worker: &mut WorkerResult) -> Result<(), BatchError> {
+    let started = Instant::now();
+    let schema = worker.index.schema().clone();
+    let hour = Interval { start: file.hour_start, end: file.hour_start + HOUR_MS };
+    let file_segment = schema.segment_interval(file.hour_start.max(options.interval.start)).start;
+    let corrupt = |line: u64, e: std::io::Error| BatchError::CorruptRaw { path: file.path.clone(), line, message: e.to_string() };
+    let mut lines = Lines::new(Cursor::new(bytes)).map_err(|e| corrupt(0, e))?;
+    let mut last_line = 0;
+    let mut uncompressed = 0u64;
+    loop {
+        let (number, line) = match lines.next_line() {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => return Err(corrupt(last_line, e)),
+        };
+        last_line = number;
+        uncompressed += line.len() as u64 + 1;
+        if is_blank(line) {
+            continue;
+        }
+        let problem = match worker.index.parse(line) {
+            Ok(time) if !hour.contains(time) => {
+                format!("event time {} is outside the hour of its directory ({})", format_iso(time), format_iso(hour.start))
+            }
+            Ok(time) if !options.interval.contains(time) => continue,
+            Ok(time) => {
+                worker.index.fold_parsed();
+                let segment = schema.segment_interval(time).start;
+                worker.stats.entry(segment).or_default().events += 1;
+                continue;
+            }
+            Err(e) => e.to_string(),
+        };
+        worker.stats.entry(file_segment).or_default().rejected += 1;
+        if worker.rejects.len() < REPORTED_REJECTS {
+            worker.rejects.push(format!("{} line {number}: {problem}", file.path));
+        }
+    }
+    let stats = worker.stats.entry(file_segment).or_default();
+    stats.busy += started.elapsed();
+    stats.raw_files += 1;
+    stats.raw_bytes += file.size;
+    stats.uncompressed += uncompressed;
+    Ok(())
+}
+
+/// (interval, partition, partitions in the set, rows).
+type EncodeJob = (Interval, u32, u32, Vec<u32>);
+
+/// Encodes and writes segment files in parallel; returns their records and encoding time.
+async fn write_segments(
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    index: Arc<RollupIndex>,
+    version: &str,
+    jobs: Vec<EncodeJob>,
+    threads: usize,
+) -> Result<Vec<(SegmentRecord, Duration)>, BatchError> {
+    let handle = tokio::runtime::Handle::current();
+    let (storage_for_workers, spec_for_workers, version_for_workers) = (storage.clone(), spec.clone(), version.to_string());
+    let results = tokio::task::spawn_blocking(move || {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Result<(SegmentRecord, Duration), BatchError>>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..threads.max(1).min(jobs.len().max(1)) {
+                scope.spawn(|| {
+                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let result = encode_one(&handle, &storage_for_workers, &spec_for_workers, &index, &version_for_workers, job);
+                        let failed = result.is_err();
+                        results.lock().expect("not poisoned").push(result);
+                        if failed {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        results.into_inner().expect("not poisoned")
+    })
+    .await
+    .map_err(|e| BatchError::InvalidRequest(format!("segment encoder failed: {e}")))?;
+    let mut records = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok(record) => records.push(record),
+            Err(e) => failure = Some(e),
+        }
+    }
+    if let Some(e) = failure {
+        for (record, _) in &records {
+            if let Some(path) = &record.path {
+                let _ = storage.delete(path).await;
+            }
+        }
+        return Err(e);
+    }
+    records.sort_by(|a, b| (a.0.interval, a.0.partition).cmp(&(b.0.interval, b.0.partition)));
+    Ok(records)
+}
+
+fn encode_one(
+    handle: &tokio::runtime::Handle,
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    index: &RollupIndex,
+    version: &str,
+    (interval, partition, partitions, rows): &EncodeJob,
+) -> Result<(SegmentRecord, Duration), BatchError> {
+    let (interval, partition, partitions) = (*interval, *partition, *partitions);
+    let started = Instant::now();
+    let data_source = spec.data_source.as_str();
+    let id = segment_id(data_source, interval, version, partition);
+    let (batch, dimensions) = index.record_batch(rows);
+    let description = SegmentDescription {
+        id: id.clone(),
+        data_source: data_source.to_string(),
+        interval: interval.to_string(),
+        version: version.to_string(),
+        partition,
+        dimensions,
+        metrics: spec.metrics.clone(),
+        query_granularity: spec.granularity.query.name().to_string(),
+        rollup: spec.granularity.rollup,
+    };
+    let bytes = write_segment(&batch, &description)?;
+    let path = SegmentPath::new(spec.data_source.clone(), interval.start, interval.end, version, partition)
+        .map_err(|e| BatchError::InvalidRequest(e.to_string()))?
+        .to_path();
+    let size = bytes.len() as u64;
+    handle.block_on(storage.put_create(&path, bytes))?;
+    let record = SegmentRecord {
+        id,
+        data_source: data_source.to_string(),
+        interval,
+        version: version.to_string(),
+        partition,
+        partitions,
+        rows: rows.len() as u64,
+        bytes: size,
+        path: Some(path),
+        origin: Origin::Batch,
+        created: format_iso(now_millis()),
+    };
+    Ok((record, started.elapsed()))
+}
+
+fn tombstone(spec: &DataSourceSpec, interval: Interval, version: &str) -> SegmentRecord {
+    SegmentRecord {
+        id: segment_id(spec.data_source.as_str(), interval, version, 0),
+        data_source: spec.data_source.to_string(),
+        interval,
+        version: version.to_string(),
+        partition: 0,
+        partitions: 1,
+        rows: 0,
+        bytes: 0,
+        path: None,
+        origin: Origin::Batch,
+        created: format_iso(now_millis()),
+    }
+}
+
+/// SHA-256 over the sorted (path, size, etag) of the raw files overlapping an interval.
+fn fingerprint(interval: Interval, version: &str, files: &[RawInput]) -> Fingerprint {
+    let mut hasher = Sha256::new();
+    let mut count = 0;
+    let mut bytes = 0;
+    let mut mine: Vec<&RawInput> = files
+        .iter()
+        .filter(|f| interval.overlaps(&Interval { start: f.hour_start, end: f.hour_start + HOUR_MS }))
+        .collect();
+    mine.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in mine {
+        hasher.update(format!("{}\t{}\t{}\n", f.path, f.size, f.e_tag.as_deref().unwrap_or("")));
+        count += 1;
+        bytes += f.size;
+    }
+    Fingerprint {
+        interval,
+        version: version.to_string(),
+        digest: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        files: count,
+        bytes,
+    }
+}
+
+/// The commit still applies if nobody published a version at least as high for these
+/// intervals and the stream committed no raw parts in them while the job read.
+fn check_unchanged(
+    current: &CatalogState,
+    read_parts: &std::collections::BTreeSet<String>,
+    options: &ReindexOptions,
+    spec: &DataSourceSpec,
+    version: &str,
+) -> Result<(), CatalogError> {
+    let conflict = |reason: String| CatalogError::Conflict { data_source: spec.data_source.to_string(), reason };
+    if let Some(s) = current
+        .segments
+        .values()
+        .find(|s| s.interval.overlaps(&options.interval) && s.version.as_str() >= version)
+    {
+        return Err(conflict(format!(
+            "segment {} (version {}) was published for this interval while the job ran; the newer version stands",
+            s.id, s.version
+        )));
+    }
+    for part in current.raw_parts.difference(read_parts) {
+        if let Ok(raw) = options.raw_layout.parse_file(part) {
+            if raw.data_source == spec.data_source && options.interval.overlaps(&Interval { start: raw.hour_start, end: raw.hour_start + HOUR_MS }) {
+                return Err(conflict(format!("raw part {part} was committed while the job read; run the job again")));
+            }
+        }
+    }
+    Ok(())
+}

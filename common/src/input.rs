@@ -1,0 +1,108 @@
+//! Reading newline-delimited events from plain or gzip input, a line at a time.
+//!
+//! Gzip input may hold several concatenated members (what `cat a.gz b.gz` and many log
+//! shippers produce), so it is always read with `MultiGzDecoder`.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use flate2::read::MultiGzDecoder;
+
+/// The two bytes every gzip member starts with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Buffer size for decompressed input: large enough that line scanning dominates, not refills.
+const BUFFER_BYTES: usize = 256 * 1024;
+
+/// A reader of lines that may come from gzip.
+pub struct Lines<R: Read> {
+    reader: Box<dyn BufRead + Send>,
+    line: Vec<u8>,
+    number: u64,
+    _source: std::marker::PhantomData<R>,
+}
+
+impl<R: Read> std::fmt::Debug for Lines<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines").field("line", &self.number).finish()
+    }
+}
+
+impl<R: Read + Send + 'static> Lines<R> {
+    /// Wraps input, decompressing it when it starts with the gzip magic bytes.
+    pub fn new(source: R) -> io::Result<Self> {
+        let mut buffered = BufReader::with_capacity(BUFFER_BYTES, source);
+        let is_gzip = buffered.fill_buf()?.starts_with(&GZIP_MAGIC);
+        let reader: Box<dyn BufRead + Send> = if is_gzip {
+            Box::new(BufReader::with_capacity(BUFFER_BYTES, MultiGzDecoder::new(buffered)))
+        } else {
+            Box::new(buffered)
+        };
+        Ok(Self { reader, line: Vec::with_capacity(1024), number: 0, _source: std::marker::PhantomData })
+    }
+
+    /// The next line without its line ending, and its 1-based number; `None` at the end.
+    /// A truncated or corrupt gzip stream is an error here.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+        self.line.clear();
+        if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let mut end = self.line.len();
+        if self.line[..end].ends_with(b"\n") {
+            end -= 1;
+        }
+        if self.line[..end].ends_with(b"\r") {
+            end -= 1;
+        }
+        Ok(Some((self.number, &self.line[..end])))
+    }
+}
+
+/// Whether a line holds nothing but whitespace (skipped, not an event and not an error).
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn collect(data: Vec<u8>) -> io::Result<Vec<(u64, String)>> {
+        let mut lines = Lines::new(io::Cursor::new(data))?;
+        let mut out = Vec::new();
+        while let Some((n, line)) = lines.next_line()? {
+            out.push((n, String::from_utf8_lossy(line).into_owned()));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn plain_and_gzip_and_multi_member_gzip() {
+        let expected = vec![(1, "a".to_string()), (2, "b".to_string()), (3, "c".to_string())];
+        assert_eq!(collect(b"a\r\nb\nc".to_vec()).unwrap(), expected);
+        assert_eq!(collect(gzip(b"a\nb\nc\n")).unwrap(), expected);
+        let mut members = gzip(b"a\nb\n");
+        members.extend(gzip(b"c\n"));
+        assert_eq!(collect(members).unwrap(), expected);
+    }
+
+    #[test]
+    fn truncated_gzip_is_an_error() {
+        let data = gzip(&b"{\"event\": 1}\n".repeat(1000));
+        let cut = data[..data.len() / 2].to_vec();
+        let err = collect(cut).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+}

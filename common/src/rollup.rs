@@ -1,0 +1,493 @@
+//! The rollup engine shared by the stream and the batch indexer: events parsed straight into a
+//! dictionary-encoded incremental index, folded by (truncated time, dimension values), and
+//! turned into sorted Arrow record batches, one set per segment interval.
+//!
+//! Each dimension has a dictionary from value to a dense `u32` id (0 is null), so a row key is
+//! a fixed-width slice of ids in one flat vector and the fold is one hash probe per event,
+//! with no per-event allocation. Parsing feeds the dictionaries directly from the JSON
+//! visitor, so a string value is hashed once and copied only the first time it is seen.
+
+mod arrow_out;
+mod dictionary;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::spec::{AggregatorKind, DataSourceSpec, MetricSpec};
+use crate::time::{Granularity, Interval, Millis};
+
+pub use arrow_out::SegmentRows;
+use dictionary::Dictionary;
+pub use parse::{EventError, event_time};
+
+/// What a field of an event feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Timestamp,
+    Dimension(usize),
+    /// Index into the distinct metric input fields.
+    MetricInput(usize),
+    Ignore,
+}
+
+/// A numeric metric input as it appeared in the event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Long(i64),
+    Double(f64),
+}
+
+impl Num {
+    fn as_i64(self) -> i64 {
+        match self {
+            Num::Long(v) => v,
+            // Druid casts: a long aggregator truncates fractional input.
+            Num::Double(v) => v as i64,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Long(v) => v as f64,
+            Num::Double(v) => v,
+        }
+    }
+}
+
+/// One dimension of the index.
+#[derive(Debug, Clone)]
+struct Dimension {
+    name: Arc<str>,
+    values: Dictionary,
+}
+
+/// One metric's column of aggregated values.
+#[derive(Debug, Clone)]
+enum MetricColumn {
+    Count(Vec<i64>),
+    Long { kind: AggregatorKind, input: usize, values: Vec<i64>, valid: Vec<bool> },
+    Double { kind: AggregatorKind, input: usize, values: Vec<f64>, valid: Vec<bool> },
+}
+
+impl MetricColumn {
+    fn new(spec: &MetricSpec, input: usize) -> Self {
+        match spec.kind {
+            AggregatorKind::Count => Self::Count(Vec::new()),
+            kind @ (AggregatorKind::LongSum | AggregatorKind::LongMin | AggregatorKind::LongMax) => {
+                Self::Long { kind, input, values: Vec::new(), valid: Vec::new() }
+            }
+            kind => Self::Double { kind, input, values: Vec::new(), valid: Vec::new() },
+        }
+    }
+
+    fn push(&mut self, inputs: &[Option<Num>]) {
+        match self {
+            Self::Count(values) => values.push(1),
+            Self::Long { input, values, valid, .. } => {
+                let v = inputs[*input];
+                values.push(v.map_or(0, Num::as_i64));
+                valid.push(v.is_some());
+            }
+            Self::Double { input, values, valid, .. } => {
+                let v = inputs[*input];
+                values.push(v.map_or(0.0, Num::as_f64));
+                valid.push(v.is_some());
+            }
+        }
+    }
+
+    fn fold(&mut self, row: usize, inputs: &[Option<Num>]) {
+        match self {
+            Self::Count(values) => values[row] += 1,
+            Self::Long { kind, input, values, valid } => {
+                if let Some(v) = inputs[*input] {
+                    fold_long(*kind, &mut values[row], &mut valid[row], v.as_i64(), true);
+                }
+            }
+            Self::Double { kind, input, values, valid } => {
+                if let Some(v) = inputs[*input] {
+                    fold_double(*kind, &mut values[row], &mut valid[row], v.as_f64(), true);
+                }
+            }
+        }
+    }
+
+    /// Folds row `from` of another index's column (same metric) into row `row`, or appends it.
+    fn merge(&mut self, row: Option<usize>, other: &MetricColumn, from: usize) {
+        match (self, other) {
+            (Self::Count(values), Self::Count(theirs)) => match row {
+                Some(row) => values[row] += theirs[from],
+                None => values.push(theirs[from]),
+            },
+            (Self::Long { kind, values, valid, .. }, Self::Long { values: tv, valid: tvalid, .. }) => match row {
+                Some(row) => fold_long(*kind, &mut values[row], &mut valid[row], tv[from], tvalid[from]),
+                None => {
+                    values.push(tv[from]);
+                    valid.push(tvalid[from]);
+                }
+            },
+            (Self::Double { kind, values, valid, .. }, Self::Double { values: tv, valid: tvalid, .. }) => {
+                match row {
+                    Some(row) => fold_double(*kind, &mut values[row], &mut valid[row], tv[from], tvalid[from]),
+                    None => {
+                        values.push(tv[from]);
+                        valid.push(tvalid[from]);
+                    }
+                }
+            }
+            _ => unreachable!("indexes of one spec have the same metric columns"),
+        }
+    }
+}
+
+fn fold_long(kind: AggregatorKind, acc: &mut i64, acc_valid: &mut bool, v: i64, v_valid: bool) {
+    if !v_valid {
+        return;
+    }
+    *acc = if !*acc_valid {
+        v
+    } else {
+        match kind {
+            AggregatorKind::LongMin => (*acc).min(v),
+            AggregatorKind::LongMax => (*acc).max(v),
+            _ => acc.wrapping_add(v),
+        }
+    };
+    *acc_valid = true;
+}
+
+fn fold_double(kind: AggregatorKind, acc: &mut f64, acc_valid: &mut bool, v: f64, v_valid: bool) {
+    if !v_valid {
+        return;
+    }
+    *acc = if !*acc_valid {
+        v
+    } else {
+        match kind {
+            AggregatorKind::DoubleMin => acc.min(v),
+            AggregatorKind::DoubleMax => acc.max(v),
+            _ => *acc + v,
+        }
+    };
+    *acc_valid = true;
+}
+
+/// The parts of a spec the index needs, shared by every index of one dataSource.
+#[derive(Debug)]
+pub struct RollupSchema {
+    spec: DataSourceSpec,
+    /// Distinct metric input field names; several metrics may read one field.
+    metric_inputs: Vec<String>,
+    /// For each metric, its input index (count has none and gets 0, unused).
+    metric_input_of: Vec<usize>,
+}
+
+impl RollupSchema {
+    /// Prepares a spec for indexing.
+    pub fn new(spec: &DataSourceSpec) -> Arc<Self> {
+        let mut metric_inputs: Vec<String> = Vec::new();
+        let mut metric_input_of = Vec::new();
+        for metric in &spec.metrics {
+            let index = match &metric.field_name {
+                Some(field) => match metric_inputs.iter().position(|f| f == field) {
+                    Some(i) => i,
+                    None => {
+                        metric_inputs.push(field.clone());
+                        metric_inputs.len() - 1
+                    }
+                },
+                None => 0,
+            };
+            metric_input_of.push(index);
+        }
+        Arc::new(Self { spec: spec.clone(), metric_inputs, metric_input_of })
+    }
+
+    /// The spec this schema came from.
+    pub fn spec(&self) -> &DataSourceSpec {
+        &self.spec
+    }
+
+    /// The time an event's row is keyed by: truncated to queryGranularity, and for `all`, to
+    /// the start of its segment.
+    pub fn row_time(&self, event_time: Millis) -> Millis {
+        let g = &self.spec.granularity;
+        match g.query {
+            Granularity::All => g.segment.truncate(event_time),
+            query => query.truncate(event_time),
+        }
+    }
+
+    /// The segment interval holding an event time.
+    pub fn segment_interval(&self, time: Millis) -> Interval {
+        let g = self.spec.granularity.segment;
+        let start = g.truncate(time);
+        Interval { start, end: g.next(start) }
+    }
+}
+
+/// An in-memory incremental index of rollup rows.
+#[derive(Debug, Clone)]
+pub struct RollupIndex {
+    schema: Arc<RollupSchema>,
+    fields: hashbrown::HashMap<Box<str>, Slot, foldhash::fast::RandomState>,
+    dims: Vec<Dimension>,
+    /// Row keys, `width` ids per row; `width` is the number of dimensions when the row was
+    /// written, widened in place when schemaless discovery adds one.
+    keys: Vec<u32>,
+    width: usize,
+    times: Vec<Millis>,
+    metrics: Vec<MetricColumn>,
+    table: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+    scratch: parse::Scratch,
+}
+
+impl RollupIndex {
+    /// An empty index.
+    pub fn new(schema: Arc<RollupSchema>) -> Self {
+        let spec = &schema.spec;
+        let mut fields = hashbrown::HashMap::with_hasher(foldhash::fast::RandomState::default());
+        // Metric inputs and exclusions first so that the timestamp and a declared dimension
+        // win if a name is reused, as in Druid.
+        for (i, field) in schema.metric_inputs.iter().enumerate() {
+            fields.insert(field.as_str().into(), Slot::MetricInput(i));
+        }
+        for field in &spec.dimensions.exclusions {
+            fields.entry(field.as_str().into()).or_insert(Slot::Ignore);
+        }
+        let mut dims = Vec::new();
+        for (i, dim) in spec.dimensions.dimensions.iter().enumerate() {
+            fields.insert(dim.name.as_str().into(), Slot::Dimension(i));
+            dims.push(Dimension { name: dim.name.as_str().into(), values: Dictionary::new(dim.kind) });
+        }
+        fields.insert(spec.timestamp.column.as_str().into(), Slot::Timestamp);
+        let metrics = spec
+            .metrics
+            .iter()
+            .zip(&schema.metric_input_of)
+            .map(|(m, input)| MetricColumn::new(m, *input))
+            .collect();
+        let scratch = parse::Scratch::new(dims.len(), schema.metric_inputs.len());
+        Self {
+            width: dims.len(),
+            schema,
+            fields,
+            dims,
+            keys: Vec::new(),
+            times: Vec::new(),
+            metrics,
+            table: HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x62_72_61_69_64),
+            scratch,
+        }
+    }
+
+    /// The schema this index was built with.
+    pub fn schema(&self) -> &Arc<RollupSchema> {
+        &self.schema
+    }
+
+    /// Number of rollup rows.
+    pub fn rows(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether the index holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Names of the dimensions, in column order (declared order, or sorted when discovered).
+    pub fn dimension_names(&self) -> Vec<Arc<str>> {
+        self.column_order().into_iter().map(|d| self.dims[d].name.clone()).collect()
+    }
+
+    fn column_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dims.len()).collect();
+        if self.schema.spec.dimensions.is_schemaless() {
+            order.sort_by(|a, b| self.dims[*a].name.cmp(&self.dims[*b].name));
+        }
+        order
+    }
+
+    /// Parses one JSON event; on success its event time is returned and the event waits in
+    /// the scratch space for [`RollupIndex::fold_parsed`].
+    pub fn parse(&mut self, line: &[u8]) -> Result<Millis, EventError> {
+        parse::parse_event(self, line)
+    }
+
+    /// Parses and folds one event.
+    pub fn add(&mut self, line: &[u8]) -> Result<Millis, EventError> {
+        let time = self.parse(line)?;
+        self.fold_parsed();
+        Ok(time)
+    }
+
+    /// Folds the event last returned by a successful [`RollupIndex::parse`].
+    pub fn fold_parsed(&mut self) {
+        if self.scratch.key.len() > self.width {
+            self.widen(self.scratch.key.len());
+        }
+        let time = self.schema.row_time(self.scratch.time);
+        let width = self.width;
+        let row = if self.schema.spec.granularity.rollup {
+            let key = &self.scratch.key;
+            let hash = hash_key(&self.hasher, time, key);
+            let (keys, times) = (&self.keys, &self.times);
+            let found = self.table.find(hash, |&row| {
+                let row = row as usize;
+                times[row] == time && &keys[row * width..(row + 1) * width] == key.as_slice()
+            });
+            found.map(|r| *r as usize)
+        } else {
+            None
+        };
+        match row {
+            Some(row) => {
+                for metric in &mut self.metrics {
+                    metric.fold(row, &self.scratch.inputs);
+                }
+            }
+            None => {
+                let row = self.times.len();
+                self.push_row(time, row);
+                for metric in &mut self.metrics {
+                    metric.push(&self.scratch.inputs);
+                }
+            }
+        }
+    }
+
+    fn push_row(&mut self, time: Millis, row: usize) {
+        self.keys.extend_from_slice(&self.scratch.key);
+        self.times.push(time);
+        if self.schema.spec.granularity.rollup {
+            let hash = hash_key(&self.hasher, time, &self.scratch.key);
+            let (keys, times, hasher, width) = (&self.keys, &self.times, &self.hasher, self.width);
+            self.table.insert_unique(hash, row as u32, |&r| {
+                let r = r as usize;
+                hash_key(hasher, times[r], &keys[r * width..(r + 1) * width])
+            });
+        }
+    }
+
+    /// Schemaless discovery added dimensions: give every existing row a null for them.
+    fn widen(&mut self, width: usize) {
+        let old = self.width;
+        let mut keys = Vec::with_capacity(self.times.len() * width);
+        for row in self.keys.chunks_exact(old.max(1)).take(self.times.len()) {
+            keys.extend_from_slice(&row[..old]);
+            keys.extend(std::iter::repeat_n(0, width - old));
+        }
+        if old == 0 {
+            keys = vec![0; self.times.len() * width];
+        }
+        self.keys = keys;
+        self.width = width;
+        // Trailing nulls change the hash input, so every row is re-hashed.
+        self.table.clear();
+        if self.schema.spec.granularity.rollup {
+            for row in 0..self.times.len() {
+                let hash = hash_key(&self.hasher, self.times[row], &self.keys[row * width..(row + 1) * width]);
+                let (keys, times, hasher) = (&self.keys, &self.times, &self.hasher);
+                self.table.insert_unique(hash, row as u32, |&r| {
+                    let r = r as usize;
+                    hash_key(hasher, times[r], &keys[r * width..(r + 1) * width])
+                });
+            }
+        }
+    }
+
+    /// Folds every row of another index of the same dataSource into this one (how parallel
+    /// batch workers combine their work).
+    pub fn merge(&mut self, other: RollupIndex) {
+        // Map the other's dimensions and dictionary ids into ours.
+        let mut dim_map = Vec::with_capacity(other.dims.len());
+        let mut id_maps = Vec::with_capacity(other.dims.len());
+        for dim in &other.dims {
+            let ours = match self.dims.iter().position(|d| d.name == dim.name) {
+                Some(i) => i,
+                None => {
+                    self.dims.push(Dimension { name: dim.name.clone(), values: Dictionary::new(dim.values.kind()) });
+                    self.fields.insert((*dim.name).into(), Slot::Dimension(self.dims.len() - 1));
+                    self.dims.len() - 1
+                }
+            };
+            id_maps.push(self.dims[ours].values.absorb(&dim.values));
+            dim_map.push(ours);
+        }
+        if self.dims.len() > self.width {
+            self.widen(self.dims.len());
+        }
+        self.scratch.resize(self.dims.len());
+        let width = self.width;
+        for row in 0..other.times.len() {
+            self.scratch.key.iter_mut().for_each(|id| *id = 0);
+            let theirs = &other.keys[row * other.width..(row + 1) * other.width];
+            for (d, &id) in theirs.iter().enumerate() {
+                self.scratch.key[dim_map[d]] = id_maps[d][id as usize];
+            }
+            let time = other.times[row];
+            let existing = if self.schema.spec.granularity.rollup {
+                let key = &self.scratch.key;
+                let hash = hash_key(&self.hasher, time, key);
+                let (keys, times) = (&self.keys, &self.times);
+                self.table
+                    .find(hash, |&r| {
+                        let r = r as usize;
+                        times[r] == time && &keys[r * width..(r + 1) * width] == key.as_slice()
+                    })
+                    .map(|r| *r as usize)
+            } else {
+                None
+            };
+            if existing.is_none() {
+                let new_row = self.times.len();
+                self.push_row(time, new_row);
+            }
+            for (ours, theirs) in self.metrics.iter_mut().zip(&other.metrics) {
+                ours.merge(existing, theirs, row);
+            }
+        }
+    }
+
+    /// Rows grouped by segment interval, each group sorted by time then dimension values.
+    pub fn segments(&self) -> BTreeMap<Interval, SegmentRows> {
+        arrow_out::segments(self)
+    }
+
+    /// Drops every row, keeping dictionaries (the stream reuses an index across checkpoints).
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.times.clear();
+        self.table.clear();
+        for metric in &mut self.metrics {
+            match metric {
+                MetricColumn::Count(v) => v.clear(),
+                MetricColumn::Long { values, valid, .. } => {
+                    values.clear();
+                    valid.clear();
+                }
+                MetricColumn::Double { values, valid, .. } => {
+                    values.clear();
+                    valid.clear();
+                }
+            }
+        }
+    }
+}
+
+fn hash_key(hasher: &foldhash::fast::FixedState, time: Millis, key: &[u32]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = hasher.build_hasher();
+    time.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Per-dimension dictionaries: value to dense id, id 0 meaning null.
+
+use hashbrown::HashMap;
+
+use crate::spec::DimensionType;
+
+type Map<K> = HashMap<K, u32, foldhash::fast::RandomState>;
+
+/// The values one dimension has seen, each with a dense id starting at 1.
+#[derive(Debug, Clone)]
+pub(super) enum Dictionary {
+    Strings { ids: Map<Box<str>>, values: Vec<Box<str>> },
+    Longs { ids: Map<i64>, values: Vec<i64> },
+    Floats { ids: Map<u32>, values: Vec<f32> },
+    Doubles { ids: Map<u64>, values: Vec<f64> },
+}
+
+impl Dictionary {
+    pub(super) fn new(kind: DimensionType) -> Self {
+        match kind {
+            DimensionType::String => Self::Strings { ids: Map::default(), values: Vec::new() },
+            DimensionType::Long => Self::Longs { ids: Map::default(), values: Vec::new() },
+            DimensionType::Float => Self::Floats { ids: Map::default(), values: Vec::new() },
+            DimensionType::Double => Self::Doubles { ids: Map::default(), values: Vec::new() },
+        }
+    }
+
+    pub(super) fn kind(&self) -> DimensionType {
+        match self {
+            Self::Strings { .. } => DimensionType::String,
+            Self::Longs { .. } => DimensionType::Long,
+            Self::Floats { .. } => DimensionType::Float,
+            Self::Doubles { .. } => DimensionType::Double,
+        }
+    }
+
+    /// Number of distinct non-null values.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::Strings { values, .. } => values.len(),
+            Self::Longs { values, .. } => values.len(),
+            Self::Floats { values, .. } => values.len(),
+            Self::Doubles { values, .. } => values.len(),
+        }
+    }
+
+    /// The id of a string value, adding it if new. Only for string dictionaries.
+    pub(super) fn intern_str(&mut self, value: &str) -> u32 {
+        let Self::Strings { ids, values } = self else {
+            unreachable!("string values go to string dictionaries")
+        };
+        if let Some(&id) = ids.get(value) {
+            return id;
+        }
+        values.push(value.into());
+        let id = values.len() as u32;
+        ids.insert(value.into(), id);
+        id
+    }
+
+    pub(super) fn intern_i64(&mut self, value: i64) -> u32 {
+        let Self::Longs { ids, values } = self else { unreachable!("long dictionary") };
+        *ids.entry(value).or_insert_with(|| {
+            values.push(value);
+            values.len() as u32
+        })
+    }
+
+    pub(super) fn intern_f32(&mut self, value: f32) -> u32 {
+        let Self::Floats { ids, values } = self else { unreachable!("float dictionary") };
+        // -0.0 and 0.0 are one value; NaNs are refused before they get here.
+        let value = if value == 0.0 { 0.0 } else { value };
+        *ids.entry(value.to_bits()).or_insert_with(|| {
+            values.push(value);
+            values.len() as u32
+        })
+    }
+
+    pub(super) fn intern_f64(&mut self, value: f64) -> u32 {
+        let Self::Doubles { ids, values } = self else { unreachable!("double dictionary") };
+        let value = if value == 0.0 { 0.0 } else { value };
+        *ids.entry(value.to_bits()).or_insert_with(|| {
+            values.push(value);
+            values.len() as u32
+        })
+    }
+
+    /// Adds every value of another dictionary of the same kind; returns, for each of its ids,
+    /// our id.
+    pub(super) fn absorb(&mut self, other: &Dictionary) -> Vec<u32> {
+        let mut map = Vec::with_capacity(other.len() + 1);
+        map.push(0);
+        match other {
+            Self::Strings { values, .. } => map.extend(values.iter().map(|v| self.intern_str(v))),
+            Self::Longs { values, .. } => map.extend(values.iter().map(|v| self.intern_i64(*v))),
+            Self::Floats { values, .. } => map.extend(values.iter().map(|v| self.intern_f32(*v))),
+            Self::Doubles { values, .. } => map.extend(values.iter().map(|v| self.intern_f64(*v))),
+        }
+        map
+    }
+
+    /// For each id, its position in value order (null first): sorting rows by rank sorts them
+    /// by value.
+    pub(super) fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (1..=self.len() as u32).collect();
+        match self {
+            Self::Strings { values, .. } => {
+                order.sort_unstable_by(|a, b| values[*a as usize - 1].cmp(&values[*b as usize - 1]))
+            }
+            Self::Longs { values, .. } => order.sort_unstable_by_key(|a| values[*a as usize - 1]),
+            Self::Floats { values, .. } => {
+                order.sort_unstable_by(|a, b| values[*a as usize - 1].total_cmp(&values[*b as usize - 1]))
+            }
+            Self::Doubles { values, .. } => {
+                order.sort_unstable_by(|a, b| values[*a as usize - 1].total_cmp(&values[*b as usize - 1]))
+            }
+        }
+        let mut ranks = vec![0u32; self.len() + 1];
+        for (rank, id) in order.into_iter().enumerate() {
+            ranks[id as usize] = rank as u32 + 1;
+        }
+        ranks
+    }
+
+    pub(super) fn str_value(&self, id: u32) -> &str {
+        match self {
+            Self::Strings { values, .. } => &values[id as usize - 1],
+            _ => unreachable!("string dictionary"),
+        }
+    }
+
+    pub(super) fn i64_value(&self, id: u32) -> i64 {
+        match self {
+            Self::Longs { values, .. } => values[id as usize - 1],
+            _ => unreachable!("long dictionary"),
+        }
+    }
+
+    pub(super) fn f32_value(&self, id: u32) -> f32 {
+        match self {
+            Self::Floats { values, .. } => values[id as usize - 1],
+            _ => unreachable!("float dictionary"),
+        }
+    }
+
+    pub(super) fn f64_value(&self, id: u32) -> f64 {
+        match self {
+            Self::Doubles { values, .. } => values[id as usize - 1],
+            _ => unreachable!("double dictionary"),
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! JSON events parsed straight into the index's scratch row: keys are matched against the
+//! spec's fields without allocating, dimension values go to their dictionaries, metric inputs
+//! to numbers, everything else is skipped unread.
+
+use std::fmt;
+use std::io::Write as _;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use super::{Dimension, Num, RollupIndex, Slot};
+use crate::spec::DimensionType;
+use crate::time::{Millis, TimestampFormat};
+
+/// Why one event could not be used. The caller adds where it was (file and line, or
+/// partition and offset).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventError {
+    /// Not a JSON object.
+    #[error("not a valid JSON object: {0}")]
+    Json(String),
+    /// The timestamp column is absent or null and the spec has no missingValue.
+    #[error("timestamp column \"{0}\" is missing")]
+    MissingTimestamp(String),
+    /// The timestamp does not parse with the spec's format.
+    #[error("{0}")]
+    Timestamp(String),
+    /// A dimension or metric value has the wrong type.
+    #[error("field \"{field}\": {message}")]
+    Field {
+        /// The event field.
+        field: String,
+        /// The value and the rule.
+        message: String,
+    },
+}
+
+/// The event being parsed.
+#[derive(Debug, Clone)]
+pub(super) struct Scratch {
+    pub(super) key: Vec<u32>,
+    pub(super) inputs: Vec<Option<super::Num>>,
+    pub(super) time: Millis,
+    has_time: bool,
+    error: Option<EventError>,
+    number: Vec<u8>,
+}
+
+impl Scratch {
+    pub(super) fn new(dims: usize, inputs: usize) -> Self {
+        Self {
+            key: vec![0; dims],
+            inputs: vec![None; inputs],
+            time: 0,
+            has_time: false,
+            error: None,
+            number: Vec::with_capacity(32),
+        }
+    }
+
+    pub(super) fn resize(&mut self, dims: usize) {
+        self.key.resize(dims, 0);
+    }
+}
+
+pub(super) fn parse_event(index: &mut RollupIndex, line: &[u8]) -> Result<Millis, EventError> {
+    let scratch = &mut index.scratch;
+    scratch.key.clear();
+    scratch.key.resize(index.dims.len(), 0);
+    scratch.inputs.iter_mut().for_each(|v| *v = None);
+    scratch.has_time = false;
+    scratch.error = None;
+
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let result = de::Deserializer::deserialize_map(&mut de, EventVisitor { index }).and_then(|()| de.end());
+    if let Some(error) = index.scratch.error.take() {
+        return Err(error);
+    }
+    if let Err(e) = result {
+        return Err(EventError::Json(e.to_string()));
+    }
+    if !index.scratch.has_time {
+        let spec = &index.schema.spec.timestamp;
+        match spec.missing_value {
+            Some(t) => index.scratch.time = t,
+            None => return Err(EventError::MissingTimestamp(spec.column.clone())),
+        }
+    }
+    Ok(index.scratch.time)
+}
+
+struct EventVisitor<'i> {
+    index: &'i mut RollupIndex,
+}
+
+impl<'de> Visitor<'de> for EventVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let index = self.index;
+        while let Some(slot) = map.next_key_seed(KeySeed { index })? {
+            match slot {
+                Slot::Timestamp => {
+                    let format = &index.schema.spec.timestamp.format;
+                    let seed = TimestampSeed { format, scratch: &mut index.scratch };
+                    map.next_value_seed(seed)?;
+                }
+                Slot::Dimension(d) => {
+                    let dim = &mut index.dims[d];
+                    let seed = DimensionSeed { dim, id: &mut index.scratch.key[d], number: &mut index.scratch.number, error: &mut index.scratch.error };
+                    map.next_value_seed(seed)?;
+                }
+                Slot::MetricInput(i) => {
+                    let seed = NumberSeed {
+                        field: &index.schema.metric_inputs[i],
+                        out: &mut index.scratch.inputs[i],
+                        error: &mut index.scratch.error,
+                    };
+                    map.next_value_seed(seed)?;
+                }
+                Slot::Ignore => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a key to its slot, discovering new dimensions in schemaless mode.
+struct KeySeed<'i> {
+    index: &'i mut RollupIndex,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Slot;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Slot, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Slot;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Slot, E> {
+        if let Some(slot) = self.index.fields.get(key) {
+            return Ok(*slot);
+        }
+        let index = self.index;
+        let slot = if index.schema.spec.dimensions.is_schemaless() && !key.is_empty() && key != "__time" {
+            index.dims.push(Dimension {
+                name: key.into(),
+                values: super::Dictionary::new(DimensionType::String),
+            });
+            index.scratch.key.push(0);
+            Slot::Dimension(index.dims.len() - 1)
+        } else {
+            Slot::Ignore
+        };
+        index.fields.insert(key.into(), slot);
+        Ok(slot)
+    }
+}
+
+struct TimestampSeed<'a> {
+    format: &'a TimestampFormat,
+    scratch: &'a mut Scratch,
+}
+
+impl TimestampSeed<'_> {
+    fn set<E: de::Error>(self, parsed: Result<Millis, crate::time::TimeError>) -> Result<(), E> {
+        match parsed {
+            Ok(t) => {
+                self.scratch.time = t;
+                self.scratch.has_time = true;
+                Ok(())
+            }
+            Err(e) => fail(&mut self.scratch.error, EventError::Timestamp(e.to_string())),
+        }
+    }
+}
+
+fn fail<E: de::Error>(slot: &mut Option<EventError>, error: EventError) -> Result<(), E> {
+    *slot = Some(error);
+    Err(E::custom("rejected"))
+}
+
+impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TimestampSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a timestamp")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let parsed = self.format.parse_str(v);
+        self.set(parsed)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        let parsed = self.format.parse_i64(v);
+        self.set(parsed)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => self.visit_f64(v as f64),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        let parsed = self.format.parse_f64(v);
+        self.set(parsed)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        let message = format!("timestamp {v} is not a time (format \"{}\")", self.format.name());
+        fail(&mut self.scratch.error, EventError::Timestamp(message))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        let message = format!("timestamp is an array, not a time (format \"{}\")", self.format.name());
+        fail(&mut self.scratch.error, EventError::Timestamp(message))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        let message = format!("timestamp is an object, not a time (format \"{}\")", self.format.name());
+        fail(&mut self.scratch.error, EventError::Timestamp(message))
+    }
+}
+
+struct DimensionSeed<'a> {
+    dim: &'a mut Dimension,
+    id: &'a mut u32,
+    number: &'a mut Vec<u8>,
+    error: &'a mut Option<EventError>,
+}
+
+impl DimensionSeed<'_> {
+    fn refuse<E: de::Error>(self, message: String) -> Result<(), E> {
+        let field = self.dim.name.to_string();
+        fail(self.error, EventError::Field { field, message })
+    }
+
+    /// A JSON number: typed dimensions take it as it is; string dimensions take its text.
+    fn number<E: de::Error>(self, as_f64: f64, as_i64: Option<i64>) -> Result<(), E> {
+        let Self { dim, id, number, .. } = self;
+        let values = &mut dim.values;
+        *id = match values.kind() {
+            DimensionType::String => {
+                number.clear();
+                let _ = match as_i64 {
+                    Some(v) => write!(number, "{v}"),
+                    None => write!(number, "{as_f64}"),
+                };
+                values.intern_str(std::str::from_utf8(number).unwrap_or_default())
+            }
+            DimensionType::Long => values.intern_i64(as_i64.unwrap_or(as_f64 as i64)),
+            DimensionType::Float => values.intern_f32(as_f64 as f32),
+            DimensionType::Double => values.intern_f64(as_f64),
+        };
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for DimensionSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DimensionSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a dimension value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let values = &mut self.dim.values;
+        let parsed = match values.kind() {
+            DimensionType::String => {
+                *self.id = values.intern_str(v);
+                return Ok(());
+            }
+            DimensionType::Long => v.trim().parse::<i64>().ok().map(|n| values.intern_i64(n)).or_else(|| {
+                v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| values.intern_i64(f as i64))
+            }),
+            DimensionType::Float => {
+                v.trim().parse::<f32>().ok().filter(|f| f.is_finite()).map(|f| values.intern_f32(f))
+            }
+            DimensionType::Double => {
+                v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| values.intern_f64(f))
+            }
+        };
+        match parsed {
+            Some(id) => {
+                *self.id = id;
+                Ok(())
+            }
+            None => {
+                let kind = type_name(values.kind());
+                self.refuse(format!("value {v:?} is not a {kind}"))
+            }
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        match self.dim.values.kind() {
+            DimensionType::String => {
+                *self.id = self.dim.values.intern_str(if v { "true" } else { "false" });
+                Ok(())
+            }
+            kind => self.refuse(format!("value {v} is not a {}", type_name(kind))),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.number(v as f64, Some(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => self.visit_f64(v as f64),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.number(v, None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.id = 0;
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.refuse("an array: multi-value dimensions are not supported".into())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.refuse("an object: nested values are not supported as dimensions".into())
+    }
+}
+
+fn type_name(kind: DimensionType) -> &'static str {
+    match kind {
+        DimensionType::String => "string",
+        DimensionType::Long => "long",
+        DimensionType::Float => "float",
+        DimensionType::Double => "double",
+    }
+}
+
+struct NumberSeed<'a> {
+    field: &'a str,
+    out: &'a mut Option<Num>,
+    error: &'a mut Option<EventError>,
+}
+
+impl NumberSeed<'_> {
+    fn refuse<E: de::Error>(self, message: String) -> Result<(), E> {
+        let field = self.field.to_string();
+        fail(self.error, EventError::Field { field, message })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NumberSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NumberSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        *self.out = Some(Num::Long(v));
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        *self.out = Some(match i64::try_from(v) {
+            Ok(v) => Num::Long(v),
+            Err(_) => Num::Double(v as f64),
+        });
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        *self.out = Some(Num::Double(v));
+        Ok(())
+    }
+
+    // Druid reads numeric strings as numbers.
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let trimmed = v.trim();
+        if let Ok(n) = trimmed.parse::<i64>() {
+            *self.out = Some(Num::Long(n));
+            return Ok(());
+        }
+        match trimmed.parse::<f64>() {
+            Ok(f) if f.is_finite() => {
+                *self.out = Some(Num::Double(f));
+                Ok(())
+            }
+            _ => self.refuse(format!("value {v:?} is not a number")),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.out = None;
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.refuse(format!("value {v} is not a number"))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.refuse("an array is not a number".into())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.refuse("an object is not a number".into())
+    }
+}
+
+/// Reads only an event's time: the JSON is checked whole, every other field skipped. For
+/// placing raw events in the archive, where the rest of the event is not needed yet.
+pub fn event_time(spec: &crate::spec::TimestampSpec, line: &[u8]) -> Result<Millis, EventError> {
+    let mut scratch = Scratch::new(0, 0);
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let visitor = TimeOnlyVisitor { spec, scratch: &mut scratch };
+    let result = de::Deserializer::deserialize_map(&mut de, visitor).and_then(|()| de.end());
+    if let Some(error) = scratch.error.take() {
+        return Err(error);
+    }
+    if let Err(e) = result {
+        return Err(EventError::Json(e.to_string()));
+    }
+    match (scratch.has_time, spec.missing_value) {
+        (true, _) => Ok(scratch.time),
+        (false, Some(t)) => Ok(t),
+        (false, None) => Err(EventError::MissingTimestamp(spec.column.clone())),
+    }
+}
+
+struct TimeOnlyVisitor<'a> {
+    spec: &'a crate::spec::TimestampSpec,
+    scratch: &'a mut Scratch,
+}
+
+impl<'de> Visitor<'de> for TimeOnlyVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.spec.column {
+                map.next_value_seed(TimestampSeed { format: &self.spec.format, scratch: self.scratch })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}

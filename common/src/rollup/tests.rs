@@ -1,0 +1,280 @@
+use std::collections::BTreeMap;
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::array_value_to_string;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::spec::load_specs;
+
+const TUTORIAL_EVENTS: &str = include_str!("../../../examples/wikipedia-events.json");
+
+fn spec(schema_patch: impl FnOnce(&mut Value)) -> DataSourceSpec {
+    let mut spec = json!({
+        "type": "kafka",
+        "dataSchema": {
+            "dataSource": "test",
+            "timestampSpec": {"column": "ts", "format": "auto"},
+            "dimensionsSpec": {"dimensions": ["a", "b"]},
+            "metricsSpec": [
+                {"type": "count", "name": "count"},
+                {"type": "longSum", "name": "sum", "fieldName": "v"},
+                {"type": "longMin", "name": "min", "fieldName": "v"},
+                {"type": "doubleMax", "name": "max", "fieldName": "v"},
+                {"type": "doubleSum", "name": "dsum", "fieldName": "d"},
+                {"type": "floatSum", "name": "fsum", "fieldName": "d"}
+            ],
+            "granularitySpec": {"segmentGranularity": "day", "queryGranularity": "hour"}
+        }
+    });
+    schema_patch(&mut spec["dataSchema"]);
+    load_specs(&spec.to_string(), "test").unwrap().specs.remove(0)
+}
+
+fn index_of(spec: &DataSourceSpec) -> RollupIndex {
+    RollupIndex::new(RollupSchema::new(spec))
+}
+
+/// Every row of every segment as text, in segment order.
+fn table(index: &RollupIndex) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for segment in index.segments().values() {
+        let (batch, _) = index.record_batch(&segment.rows);
+        out.extend(batch_rows(&batch));
+    }
+    out
+}
+
+fn batch_rows(batch: &RecordBatch) -> Vec<Vec<String>> {
+    (0..batch.num_rows())
+        .map(|r| {
+            batch
+                .columns()
+                .iter()
+                .map(|c| if c.is_null(r) { "null".into() } else { array_value_to_string(c, r).unwrap() })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn tutorial_events_roll_up_by_druid_rules() {
+    let loaded = load_specs(include_str!("../../../examples/wikipedia.json"), "wikipedia.json").unwrap();
+    let mut index = index_of(&loaded.specs[0]);
+    for line in TUTORIAL_EVENTS.lines() {
+        index.add(line.as_bytes()).unwrap();
+    }
+    assert_eq!(index.rows(), 5);
+    let segments = index.segments();
+    assert_eq!(segments.len(), 1);
+    let (batch, dims) = index.record_batch(&segments.values().next().unwrap().rows);
+    assert_eq!(dims.len(), 12);
+    let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names[0], "__time");
+    assert_eq!(names[1], "page");
+    assert_eq!(&names[13..], ["count", "added", "deleted", "delta"]);
+    let rows = batch_rows(&batch);
+    assert_eq!(rows[0][0], "2013-08-31T01:02:33Z");
+    assert_eq!(rows[0][1], "Gypsy Danger");
+    assert_eq!(rows[0][14], "57.0");
+    assert_eq!(rows[4][16], "-9.0");
+}
+
+#[test]
+fn equal_keys_fold_and_metrics_aggregate() {
+    let mut index = index_of(&spec(|_| {}));
+    let events = [
+        r#"{"ts": "2020-01-01T10:05:00Z", "a": "x", "b": "y", "v": 5, "d": 1.5}"#,
+        r#"{"ts": "2020-01-01T10:59:59.999Z", "a": "x", "b": "y", "v": "-3", "d": 2}"#,
+        r#"{"ts": "2020-01-01T10:30:00Z", "a": "x", "b": "y"}"#,
+        r#"{"ts": "2020-01-01T11:00:00Z", "a": "x", "b": "y", "v": 7}"#,
+        r#"{"ts": 1577873100000, "a": "x", "v": 1}"#,
+    ];
+    for e in events {
+        index.add(e.as_bytes()).unwrap();
+    }
+    assert_eq!(index.rows(), 3);
+    let rows = table(&index);
+    // Sorted by time, then dimension values with null first.
+    assert_eq!(rows[0], ["2020-01-01T10:00:00Z", "x", "null", "1", "1", "1", "1.0", "null", "null"]);
+    assert_eq!(rows[1], ["2020-01-01T10:00:00Z", "x", "y", "3", "2", "-3", "5.0", "3.5", "3.5"]);
+    assert_eq!(rows[2], ["2020-01-01T11:00:00Z", "x", "y", "1", "7", "7", "7.0", "null", "null"]);
+}
+
+#[test]
+fn rollup_false_keeps_every_event() {
+    let mut index = index_of(&spec(|s| s["granularitySpec"]["rollup"] = json!(false)));
+    for _ in 0..3 {
+        index.add(br#"{"ts": "2020-01-01T10:05:00Z", "a": "x", "v": 1}"#).unwrap();
+    }
+    assert_eq!(index.rows(), 3);
+    assert!(table(&index).iter().all(|r| r[3] == "1"));
+}
+
+#[test]
+fn segments_split_by_segment_granularity_and_query_granularity_all() {
+    let mut index = index_of(&spec(|s| s["granularitySpec"] = json!({"segmentGranularity": "hour", "queryGranularity": "all"})));
+    for ts in ["2020-01-01T10:05:00Z", "2020-01-01T10:55:00Z", "2020-01-01T12:00:00Z"] {
+        index.add(format!(r#"{{"ts": "{ts}", "a": "x"}}"#).as_bytes()).unwrap();
+    }
+    let segments = index.segments();
+    let intervals: Vec<String> = segments.keys().map(|i| i.to_string()).collect();
+    assert_eq!(
+        intervals,
+        ["2020-01-01T10:00:00.000Z/2020-01-01T11:00:00.000Z", "2020-01-01T12:00:00.000Z/2020-01-01T13:00:00.000Z"]
+    );
+    assert_eq!(index.rows(), 2, "queryGranularity all folds a segment's events to its start");
+}
+
+#[test]
+fn typed_dimensions() {
+    let mut index = index_of(&spec(|s| {
+        s["dimensionsSpec"]["dimensions"] = json!(["a", {"type": "long", "name": "n"}, {"type": "double", "name": "f"}]);
+    }));
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "a": 12, "n": "42", "f": 1.25}"#).unwrap();
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "a": true, "n": 42.9, "f": "1.25"}"#).unwrap();
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "n": null}"#).unwrap();
+    let rows = table(&index);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(&rows[0][1..4], ["null", "null", "null"]);
+    assert_eq!(&rows[1][1..4], ["12", "42", "1.25"]);
+    assert_eq!(&rows[2][1..4], ["true", "42", "1.25"]);
+    let err = index.add(br#"{"ts": "2020-01-01T10:00:00Z", "n": "forty"}"#).unwrap_err();
+    assert_eq!(err.to_string(), r#"field "n": value "forty" is not a long"#);
+}
+
+#[test]
+fn bad_events_are_refused_with_the_reason() {
+    let mut index = index_of(&spec(|_| {}));
+    let cases: [(&[u8], &str); 7] = [
+        (b"{\"ts\": \"2020-01-01T10:00:00Z\", ", "not a valid JSON object"),
+        (b"[1, 2]", "not a valid JSON object"),
+        (br#"{"a": "x"}"#, r#"timestamp column "ts" is missing"#),
+        (br#"{"ts": "yesterday"}"#, "yesterday"),
+        (br#"{"ts": "2020-01-01T10:00:00Z", "v": "lots"}"#, r#"field "v": value "lots" is not a number"#),
+        (br#"{"ts": "2020-01-01T10:00:00Z", "a": ["x", "y"]}"#, r#"field "a": an array"#),
+        (br#"{"ts": "2020-01-01T10:00:00Z", "a": {"x": 1}}"#, r#"field "a": an object"#),
+    ];
+    for (line, needle) in cases {
+        let err = index.add(line).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+    }
+    assert_eq!(index.rows(), 0);
+    let with_default = spec(|s| s["timestampSpec"]["missingValue"] = json!("2010-01-01T00:00:00Z"));
+    let mut index = index_of(&with_default);
+    assert_eq!(index.add(br#"{"a": "x"}"#).unwrap(), 1_262_304_000_000);
+}
+
+#[test]
+fn schemaless_discovers_dimensions_and_widens_rows() {
+    let mut index = index_of(&spec(|s| {
+        s["dimensionsSpec"] = json!({"dimensions": [], "dimensionExclusions": ["secret"]});
+    }));
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "b": "1", "v": 3, "secret": "s"}"#).unwrap();
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "b": "1", "v": 4}"#).unwrap();
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "b": "1", "a": "new"}"#).unwrap();
+    index.add(br#"{"ts": "2020-01-01T10:00:00Z", "b": "1", "v": 1}"#).unwrap();
+    let names: Vec<_> = index.dimension_names().iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, ["a", "b"], "discovered dimensions sorted, metric inputs and exclusions left out");
+    let rows = table(&index);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][..5], ["2020-01-01T10:00:00Z", "null", "1", "3", "8"]);
+    assert_eq!(&rows[1][..4], ["2020-01-01T10:00:00Z", "new", "1", "1"]);
+}
+
+/// A plain reference: a map from (truncated time, dimension values) to metrics.
+type Reference = BTreeMap<(i64, Vec<Option<String>>), (i64, Option<i64>, Option<i64>, Option<f64>)>;
+
+fn reference(events: &[(i64, Option<&str>, Option<&str>, Option<i64>)]) -> Reference {
+    let mut map: Reference = BTreeMap::new();
+    for (t, a, b, v) in events {
+        let key = (t - t.rem_euclid(3_600_000), vec![a.map(String::from), b.map(String::from)]);
+        let entry = map.entry(key).or_insert((0, None, None, None));
+        entry.0 += 1;
+        if let Some(v) = v {
+            entry.1 = Some(entry.1.unwrap_or(0) + v);
+            entry.2 = Some(entry.2.map_or(*v, |m| m.min(*v)));
+            entry.3 = Some(entry.3.map_or(*v as f64, |m| m.max(*v as f64)));
+        }
+    }
+    map
+}
+
+fn event_json(t: i64, a: Option<&str>, b: Option<&str>, v: Option<i64>) -> String {
+    let mut e = json!({"ts": t});
+    if let Some(a) = a {
+        e["a"] = json!(a);
+    }
+    if let Some(b) = b {
+        e["b"] = json!(b);
+    }
+    if let Some(v) = v {
+        e["v"] = json!(v);
+    }
+    e.to_string()
+}
+
+fn rows_as_reference(index: &RollupIndex) -> Reference {
+    let mut out = Reference::new();
+    for segment in index.segments().values() {
+        let (batch, _) = index.record_batch(&segment.rows);
+        let times = batch.column(0).as_any().downcast_ref::<arrow::array::TimestampMillisecondArray>().unwrap();
+        let text = |c: usize, r: usize| {
+            let col = batch.column(c);
+            (!col.is_null(r)).then(|| array_value_to_string(col, r).unwrap())
+        };
+        for r in 0..batch.num_rows() {
+            let key = (times.value(r), vec![text(1, r), text(2, r)]);
+            let count = text(3, r).unwrap().parse().unwrap();
+            let sum = text(4, r).map(|s| s.parse().unwrap());
+            let min = text(5, r).map(|s| s.parse().unwrap());
+            let max = text(6, r).map(|s| s.parse().unwrap());
+            assert!(out.insert(key, (count, sum, min, max)).is_none(), "rolled-up keys are unique");
+        }
+    }
+    out
+}
+
+fn arb_events() -> impl Strategy<Value = Vec<(i64, Option<&'static str>, Option<&'static str>, Option<i64>)>> {
+    let value = prop::option::of(prop::sample::select(vec!["x", "y", "zz", "", "ü"]));
+    let time = 1_577_836_800_000i64..1_577_836_800_000 + 3 * 86_400_000;
+    prop::collection::vec((time, value.clone(), value, prop::option::of(-1000i64..1000)), 0..300)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The index agrees with the reference, in any order, and merging split work agrees too.
+    #[test]
+    fn rollup_matches_the_reference_in_any_order(events in arb_events(), split in 0usize..300, seed in any::<u64>()) {
+        let spec = spec(|_| {});
+        let expected = reference(&events);
+
+        let mut shuffled = events.clone();
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let mut whole = index_of(&spec);
+        for (t, a, b, v) in &shuffled {
+            whole.add(event_json(*t, *a, *b, *v).as_bytes()).unwrap();
+        }
+        prop_assert_eq!(&rows_as_reference(&whole), &expected);
+
+        let split = split.min(shuffled.len());
+        let (first, second) = shuffled.split_at(split);
+        let mut left = index_of(&spec);
+        let mut right = index_of(&spec);
+        for (t, a, b, v) in second {
+            right.add(event_json(*t, *a, *b, *v).as_bytes()).unwrap();
+        }
+        for (t, a, b, v) in first {
+            left.add(event_json(*t, *a, *b, *v).as_bytes()).unwrap();
+        }
+        left.merge(right);
+        prop_assert_eq!(&rows_as_reference(&left), &expected);
+    }
+}

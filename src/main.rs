@@ -1,0 +1,271 @@
+//! The `braid` command line: parses arguments, wires the library crates together and prints
+//! their results. No pipeline logic lives here.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use batch::{PutInput, ReindexOptions};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use common::catalog::Catalog;
+use common::spec::{DataSourceSpec, load_specs};
+use common::storage::DeepStorage;
+use common::time::Interval;
+use layouts::{DataSourceName, RawLayout};
+use tracing::warn;
+
+/// braid: a lambda-architecture ingestion pipeline for event analytics, Druid-compatible.
+#[derive(Debug, Parser)]
+#[command(name = "braid", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log format on standard error; the level comes from RUST_LOG (default: warn).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "BRAID_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The raw archive: hourly gzip files of raw events in deep storage.
+    #[command(subcommand)]
+    Raw(RawCommand),
+    /// The batch indexer.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Print the segment timeline: visible versions, their partitions, overshadowed segments.
+    Segments(SegmentsArgs),
+    /// Write reproducible wikipedia-like events as hourly gzip files (benchmarks and demos).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RawCommand {
+    /// Store newline-delimited JSON events (plain or gzip; files, or stdin when none or "-")
+    /// into hourly raw files. Files are named by the SHA-256 of their content and written
+    /// create-only, so putting the same input twice stores nothing new.
+    Put(PutArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BatchCommand {
+    /// Rebuild an interval's segments from the raw archive and publish them as a new version.
+    Reindex(ReindexArgs),
+}
+
+#[derive(Debug, Args)]
+struct StorageArgs {
+    /// Deep storage: a directory, file://path, s3://bucket/prefix or memory://.
+    #[arg(long, env = "BRAID_DEEP_STORAGE")]
+    deep_storage: String,
+}
+
+#[derive(Debug, Args)]
+struct SpecArgs {
+    /// A Druid spec: Kafka supervisor spec, task spec or legacy realtime spec.
+    #[arg(long, env = "BRAID_SPEC")]
+    spec: PathBuf,
+    /// Which dataSource of the spec, when it holds several.
+    #[arg(long)]
+    data_source: Option<String>,
+    /// Raw archive path template under the deep-storage root.
+    #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
+    raw_layout: String,
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Input files; none or "-" reads standard input.
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReindexArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Interval to rebuild, e.g. 2013-08-31/2013-09-01 or 2013-08-31T00/PT6H; must line up
+    /// with the spec's segmentGranularity.
+    #[arg(long)]
+    interval: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SegmentsArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Only this dataSource.
+    #[arg(long)]
+    data_source: Option<String>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Directory to write `events-HH.json.gz` files into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Total number of events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Number of hourly files.
+    #[arg(long, default_value_t = 24)]
+    hours: u32,
+    /// First hour, ISO 8601.
+    #[arg(long, default_value = "2013-08-31T00:00:00Z")]
+    start: String,
+    /// Random seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Raw(RawCommand::Put(args)) => raw_put(args).await,
+        Command::Batch(BatchCommand::Reindex(args)) => reindex(args).await,
+        Command::Segments(args) => segments(args).await,
+        Command::Generate(args) => generate(args).await,
+    }
+}
+
+fn open_storage(args: &StorageArgs) -> Result<DeepStorage> {
+    Ok(DeepStorage::open(&args.deep_storage)?)
+}
+
+/// Loads the spec file and picks one dataSource, warning once about fields braid ignores.
+fn load_spec(args: &SpecArgs) -> Result<(DataSourceSpec, RawLayout)> {
+    let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading spec {}", args.spec.display()))?;
+    let loaded = load_specs(&text, &args.spec.display().to_string())?;
+    if !loaded.ignored_fields.is_empty() {
+        warn!(
+            spec = %args.spec.display(),
+            fields = %loaded.ignored_fields.join(", "),
+            "Spec fields accepted but not used by braid."
+        );
+    }
+    let spec = loaded.select(args.data_source.as_deref()).map_err(anyhow::Error::msg)?.clone();
+    let layout = RawLayout::parse(&args.raw_layout)?;
+    Ok((spec, layout))
+}
+
+async fn raw_put(args: PutArgs) -> Result<()> {
+    let storage = open_storage(&args.storage)?;
+    let (spec, layout) = load_spec(&args.spec)?;
+    let mut inputs: Vec<PutInput> = args
+        .inputs
+        .iter()
+        .map(|p| if p.as_os_str() == "-" { PutInput::Stdin } else { PutInput::File(p.clone()) })
+        .collect();
+    if inputs.is_empty() {
+        inputs.push(PutInput::Stdin);
+    }
+    if inputs.iter().filter(|i| matches!(i, PutInput::Stdin)).count() > 1 {
+        bail!("standard input (\"-\") can be read only once");
+    }
+    let report = batch::put_raw(&storage, &spec, &layout, inputs).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        output::put_report(&report);
+    }
+    Ok(())
+}
+
+async fn reindex(args: ReindexArgs) -> Result<()> {
+    let storage = open_storage(&args.storage)?;
+    let (spec, raw_layout) = load_spec(&args.spec)?;
+    let interval = Interval::parse(&args.interval).with_context(|| "--interval".to_string())?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let options = ReindexOptions { interval, raw_layout, threads, progress: std::io::stderr().is_terminal() && !args.json };
+    let report = batch::reindex(&storage, &spec, options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        output::reindex_report(&report);
+    }
+    Ok(())
+}
+
+async fn segments(args: SegmentsArgs) -> Result<()> {
+    let storage = open_storage(&args.storage)?;
+    let names = match &args.data_source {
+        Some(name) => vec![DataSourceName::new(name)?],
+        None => Catalog::data_sources(&storage).await?,
+    };
+    let mut views = Vec::new();
+    for name in names {
+        let state = Catalog::new(storage.clone(), name).load().await?;
+        views.extend(common::catalog::describe_segments(&state));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+    } else {
+        output::segments_table(&views);
+    }
+    Ok(())
+}
+
+async fn generate(args: GenerateArgs) -> Result<()> {
+    let start = common::time::parse_iso(&args.start).with_context(|| "--start".to_string())?;
+    let files = batch::generate::write_hourly_files(&args.out, args.seed, args.events, start, args.hours)?;
+    let bytes: u64 = files.iter().map(|f| f.1).sum();
+    println!("wrote {} events in {} files ({}) to {}", args.events, files.len(), output::human_bytes(bytes), args.out.display());
+    Ok(())
+}
