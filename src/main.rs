@@ -189,7 +189,8 @@ fn open_storage(args: &StorageArgs) -> Result<DeepStorage> {
 
 /// Loads the spec file and picks one dataSource, warning once about fields braid ignores.
 fn load_spec(args: &SpecArgs) -> Result<(DataSourceSpec, RawLayout)> {
-    let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading spec {}", args.spec.display()))?;
+    let text = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("reading spec {}", args.spec.display()))?;
     let loaded = load_specs(&text, &args.spec.display().to_string())?;
     if !loaded.ignored_fields.is_empty() {
         warn!(
@@ -230,10 +231,13 @@ async fn reindex(args: ReindexArgs) -> Result<()> {
     let storage = open_storage(&args.storage)?;
     let (spec, raw_layout) = load_spec(&args.spec)?;
     let interval = Interval::parse(&args.interval).with_context(|| "--interval".to_string())?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let options = ReindexOptions { interval, raw_layout, threads, progress: std::io::stderr().is_terminal() && !args.json };
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let options = ReindexOptions {
+        interval,
+        raw_layout,
+        threads,
+        progress: std::io::stderr().is_terminal() && !args.json,
+    };
     let report = batch::reindex(&storage, &spec, options).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -266,6 +270,12 @@ async fn generate(args: GenerateArgs) -> Result<()> {
     let start = common::time::parse_iso(&args.start).with_context(|| "--start".to_string())?;
     let files = batch::generate::write_hourly_files(&args.out, args.seed, args.events, start, args.hours)?;
     let bytes: u64 = files.iter().map(|f| f.1).sum();
-    println!("wrote {} events in {} files ({}) to {}", args.events, files.len(), output::human_bytes(bytes), args.out.display());
+    println!(
+        "wrote {} events in {} files ({}) to {}",
+        args.events,
+        files.len(),
+        output::human_bytes(bytes),
+        args.out.display()
+    );
     Ok(())
 }

@@ -13,7 +13,10 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let numeric: Vec<bool> = (0..header.len())
-        .map(|c| !rows.is_empty() && rows.iter().all(|r| r[c].split(' ').next().is_some_and(|n| n.parse::<f64>().is_ok())))
+        .map(|c| {
+            !rows.is_empty()
+                && rows.iter().all(|r| r[c].split(' ').next().is_some_and(|n| n.parse::<f64>().is_ok()))
+        })
         .collect();
     let line = |cells: Vec<&str>| {
         let text: Vec<String> = cells
@@ -21,7 +24,11 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(c, cell)| {
                 let pad = widths[c].saturating_sub(cell.chars().count());
-                if numeric[c] { format!("{}{cell}", " ".repeat(pad)) } else { format!("{cell}{}", " ".repeat(pad)) }
+                if numeric[c] {
+                    format!("{}{cell}", " ".repeat(pad))
+                } else {
+                    format!("{cell}{}", " ".repeat(pad))
+                }
             })
             .collect();
         println!("{}", text.join("  ").trim_end());

@@ -21,7 +21,10 @@ pub fn write_hourly_files(
     start: Millis,
     hours: u32,
 ) -> Result<Vec<(PathBuf, u64)>, BatchError> {
-    let io_error = |path: &Path, e: std::io::Error| BatchError::Input { path: path.display().to_string(), message: e.to_string() };
+    let io_error = |path: &Path, e: std::io::Error| BatchError::Input {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
     if hours == 0 {
         return Err(BatchError::InvalidRequest("--hours must be at least 1".into()));
     }

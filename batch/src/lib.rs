@@ -70,7 +70,9 @@ impl BatchError {
             Self::InvalidRequest(_) | Self::CorruptRaw { .. } | Self::Input { .. } => ErrorDomain::User,
             Self::Storage(StorageError::InvalidUrl { .. }) => ErrorDomain::User,
             Self::Storage(_) | Self::Catalog(CatalogError::Storage(_)) => ErrorDomain::External,
-            Self::Catalog(CatalogError::Conflict { .. } | CatalogError::Contention { .. }) => ErrorDomain::External,
+            Self::Catalog(CatalogError::Conflict { .. } | CatalogError::Contention { .. }) => {
+                ErrorDomain::External
+            }
             Self::Catalog(CatalogError::Corrupt { .. }) | Self::Segment(_) => ErrorDomain::Internal,
         }
     }

@@ -115,7 +115,8 @@ pub async fn put_raw(
         while let Some(part) = rx.recv().await {
             report.parts.push(store_part(storage, spec, layout, part).await?);
         }
-        let outcome = reader.await.map_err(|e| BatchError::Input { path: name.clone(), message: e.to_string() })??;
+        let outcome =
+            reader.await.map_err(|e| BatchError::Input { path: name.clone(), message: e.to_string() })??;
         report.lines += outcome.lines;
         report.events += outcome.events;
         report.rejected += outcome.rejects.len() as u64;
@@ -180,7 +181,12 @@ fn read_input(
                     }
                 }
             }
-            Ok(time) => outcome.rejects.push(rejected(&name, number, format!("event time {time} ms is outside years 0000-9999"), line)),
+            Ok(time) => outcome.rejects.push(rejected(
+                &name,
+                number,
+                format!("event time {time} ms is outside years 0000-9999"),
+                line,
+            )),
             Err(e) => outcome.rejects.push(rejected(&name, number, e.to_string(), line)),
         }
     }

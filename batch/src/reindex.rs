@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::catalog::{Action, Catalog, CatalogError, CatalogState, Fingerprint, Origin, SegmentRecord, now_millis};
+use common::catalog::{
+    Action, Catalog, CatalogError, CatalogState, Fingerprint, Origin, SegmentRecord, now_millis,
+};
 use common::input::{Lines, is_blank};
 use common::rollup::{RollupIndex, RollupSchema};
 use common::segment::{SegmentDescription, segment_id, write_segment};
@@ -209,10 +211,10 @@ pub async fn reindex(
         Err(e) => {
             // Nothing names these files; remove them now rather than leave them for cleanup.
             for (record, _) in &written {
-                if let Some(path) = &record.path {
-                    if let Err(delete) = storage.delete(path).await {
-                        warn!(path, error = %delete, "Could not remove an unpublished segment file.");
-                    }
+                if let Some(path) = &record.path
+                    && let Err(delete) = storage.delete(path).await
+                {
+                    warn!(path, error = %delete, "Could not remove an unpublished segment file.");
                 }
             }
             return Err(e.into());
@@ -305,10 +307,8 @@ async fn list_raw_files(
     state: &CatalogState,
 ) -> Result<Vec<RawInput>, BatchError> {
     let first_hour = Granularity::Hour.truncate(interval.start);
-    let hours: Vec<Millis> = (0..)
-        .map(|i| first_hour + i * HOUR_MS)
-        .take_while(|h| *h < interval.end)
-        .collect();
+    let hours: Vec<Millis> =
+        (0..).map(|i| first_hour + i * HOUR_MS).take_while(|h| *h < interval.end).collect();
     let listings: Vec<_> = futures::stream::iter(hours)
         .map(|hour| async move {
             let dir = layout.hour_dir(&spec.data_source, hour);
@@ -322,14 +322,22 @@ async fn list_raw_files(
         for object in objects {
             let Ok(raw) = layout.parse_file(&object.path) else {
                 // Not a file of this layout's hour directory (a nested directory, say).
-                warn!(path = object.path, "Skipping a file that is not in an hour directory of the raw layout.");
+                warn!(
+                    path = object.path,
+                    "Skipping a file that is not in an hour directory of the raw layout."
+                );
                 continue;
             };
             // The stream's parts count only once a checkpoint committed them.
             if matches!(raw.name, RawFileName::StreamPart { .. }) && !state.raw_parts.contains(&object.path) {
                 continue;
             }
-            files.push(RawInput { path: object.path, hour_start: hour, size: object.size, e_tag: object.e_tag });
+            files.push(RawInput {
+                path: object.path,
+                hour_start: hour,
+                size: object.size,
+                e_tag: object.e_tag,
+            });
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -347,15 +355,17 @@ async fn read_all(
     let schema = schema.clone();
     let mut order: Vec<RawInput> = files.to_vec();
     // Largest first, so the last file to finish is a small one.
-    order.sort_by(|a, b| b.size.cmp(&a.size));
+    order.sort_by_key(|f| std::cmp::Reverse(f.size));
     let options = options.clone();
     let total: u64 = order.iter().map(|f| f.size).sum();
     let progress = if options.progress {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("reindex [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}")
-                .expect("static template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "reindex [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
         bar
     } else {
@@ -423,12 +433,21 @@ async fn read_all(
 }
 
 /// Streams one raw file into a worker's index.
-fn read_file(file: &RawInput, bytes: Bytes, options: &ReindexOptions, worker: &mut WorkerResult) -> Result<(), BatchError> {
+fn read_file(
+    file: &RawInput,
+    bytes: Bytes,
+    options: &ReindexOptions,
+    worker: &mut WorkerResult,
+) -> Result<(), BatchError> {
     let started = Instant::now();
     let schema = worker.index.schema().clone();
     let hour = Interval { start: file.hour_start, end: file.hour_start + HOUR_MS };
     let file_segment = schema.segment_interval(file.hour_start.max(options.interval.start)).start;
-    let corrupt = |line: u64, e: std::io::Error| BatchError::CorruptRaw { path: file.path.clone(), line, message: e.to_string() };
+    let corrupt = |line: u64, e: std::io::Error| BatchError::CorruptRaw {
+        path: file.path.clone(),
+        line,
+        message: e.to_string(),
+    };
     let mut lines = Lines::new(Cursor::new(bytes)).map_err(|e| corrupt(0, e))?;
     let mut last_line = 0;
     let mut uncompressed = 0u64;
@@ -445,7 +464,11 @@ fn read_file(file: &RawInput, bytes: Bytes, options: &ReindexOptions, worker: &m
         }
         let problem = match worker.index.parse(line) {
             Ok(time) if !hour.contains(time) => {
-                format!("event time {} is outside the hour of its directory ({})", format_iso(time), format_iso(hour.start))
+                format!(
+                    "event time {} is outside the hour of its directory ({})",
+                    format_iso(time),
+                    format_iso(hour.start)
+                )
             }
             Ok(time) if !options.interval.contains(time) => continue,
             Ok(time) => {
@@ -482,7 +505,8 @@ async fn write_segments(
     threads: usize,
 ) -> Result<Vec<(SegmentRecord, Duration)>, BatchError> {
     let handle = tokio::runtime::Handle::current();
-    let (storage_for_workers, spec_for_workers, version_for_workers) = (storage.clone(), spec.clone(), version.to_string());
+    let (storage_for_workers, spec_for_workers, version_for_workers) =
+        (storage.clone(), spec.clone(), version.to_string());
     let results = tokio::task::spawn_blocking(move || {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Result<(SegmentRecord, Duration), BatchError>>> = Mutex::new(Vec::new());
@@ -490,7 +514,14 @@ async fn write_segments(
             for _ in 0..threads.max(1).min(jobs.len().max(1)) {
                 scope.spawn(|| {
                     while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let result = encode_one(&handle, &storage_for_workers, &spec_for_workers, &index, &version_for_workers, job);
+                        let result = encode_one(
+                            &handle,
+                            &storage_for_workers,
+                            &spec_for_workers,
+                            &index,
+                            &version_for_workers,
+                            job,
+                        );
                         let failed = result.is_err();
                         results.lock().expect("not poisoned").push(result);
                         if failed {
@@ -520,7 +551,7 @@ async fn write_segments(
         }
         return Err(e);
     }
-    records.sort_by(|a, b| (a.0.interval, a.0.partition).cmp(&(b.0.interval, b.0.partition)));
+    records.sort_by_key(|(r, _)| (r.interval, r.partition));
     Ok(records)
 }
 
@@ -619,7 +650,8 @@ fn check_unchanged(
     spec: &DataSourceSpec,
     version: &str,
 ) -> Result<(), CatalogError> {
-    let conflict = |reason: String| CatalogError::Conflict { data_source: spec.data_source.to_string(), reason };
+    let conflict =
+        |reason: String| CatalogError::Conflict { data_source: spec.data_source.to_string(), reason };
     if let Some(s) = current
         .segments
         .values()
@@ -631,10 +663,12 @@ fn check_unchanged(
         )));
     }
     for part in current.raw_parts.difference(read_parts) {
-        if let Ok(raw) = options.raw_layout.parse_file(part) {
-            if raw.data_source == spec.data_source && options.interval.overlaps(&Interval { start: raw.hour_start, end: raw.hour_start + HOUR_MS }) {
-                return Err(conflict(format!("raw part {part} was committed while the job read; run the job again")));
-            }
+        let Ok(raw) = options.raw_layout.parse_file(part) else { continue };
+        let hour = Interval { start: raw.hour_start, end: raw.hour_start + HOUR_MS };
+        if raw.data_source == spec.data_source && options.interval.overlaps(&hour) {
+            return Err(conflict(format!(
+                "raw part {part} was committed while the job read; run the job again"
+            )));
         }
     }
     Ok(())

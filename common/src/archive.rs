@@ -129,13 +129,17 @@ mod tests {
     fn same_content_same_name_and_parts_split_deterministically() {
         let run = || {
             let mut archive = HourlyArchive::new(20);
-            let mut parts: Vec<_> = (0..5).filter_map(|i| archive.add(HOUR, format!("line-{i}").as_bytes())).collect();
+            let mut parts: Vec<_> =
+                (0..5).filter_map(|i| archive.add(HOUR, format!("line-{i}").as_bytes())).collect();
             parts.extend(archive.finish());
             parts
         };
         let (a, b) = (run(), run());
-        assert_eq!(a.len(), 3);
-        assert_eq!(a.iter().map(|p| &p.content_hash).collect::<Vec<_>>(), b.iter().map(|p| &p.content_hash).collect::<Vec<_>>());
+        assert_eq!(a.len(), 2, "three lines fill the first part, two are left");
+        assert_eq!(
+            a.iter().map(|p| &p.content_hash).collect::<Vec<_>>(),
+            b.iter().map(|p| &p.content_hash).collect::<Vec<_>>()
+        );
         assert_eq!(a[0].content_hash.len(), 64);
         assert_ne!(a[0].content_hash, a[1].content_hash);
     }

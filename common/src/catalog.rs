@@ -129,6 +129,8 @@ pub struct Fingerprint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OffsetMove {
+    /// The Kafka partition.
+    pub partition: i32,
     /// The offset the writer started from; none when the catalog had none.
     pub expected_start: Option<i64>,
     /// The next offset to consume.
@@ -160,8 +162,8 @@ pub enum Action {
     /// The stream's Kafka offsets, checked against what the writer started from.
     #[serde(rename_all = "camelCase")]
     SetOffsets {
-        /// Per Kafka partition.
-        offsets: BTreeMap<i32, OffsetMove>,
+        /// One per Kafka partition.
+        offsets: Vec<OffsetMove>,
     },
     /// Raw-file fingerprints of batch-built intervals.
     #[serde(rename_all = "camelCase")]
@@ -226,8 +228,9 @@ impl CatalogState {
                     }
                 }
                 Action::SetOffsets { offsets } => {
-                    for (partition, change) in offsets {
-                        let current = self.offsets.get(partition).copied();
+                    for change in offsets {
+                        let partition = change.partition;
+                        let current = self.offsets.get(&partition).copied();
                         if current != change.expected_start {
                             return Err(conflict(format!(
                                 "partition {partition} offset is {}, the writer expected {}",
@@ -261,8 +264,8 @@ impl CatalogState {
                 }
                 Action::CommitRawParts { paths } => self.raw_parts.extend(paths.iter().cloned()),
                 Action::SetOffsets { offsets } => {
-                    for (partition, change) in offsets {
-                        self.offsets.insert(*partition, change.end);
+                    for change in offsets {
+                        self.offsets.insert(change.partition, change.end);
                     }
                 }
                 Action::RecordFingerprints { fingerprints } => {
@@ -282,11 +285,7 @@ impl CatalogState {
 
     /// The highest version among used segments overlapping an interval.
     pub fn max_version_overlapping(&self, interval: Interval) -> Option<&str> {
-        self.segments
-            .values()
-            .filter(|s| s.interval.overlaps(&interval))
-            .map(|s| s.version.as_str())
-            .max()
+        self.segments.values().filter(|s| s.interval.overlaps(&interval)).map(|s| s.version.as_str()).max()
     }
 }
 
@@ -311,7 +310,12 @@ pub struct Committed {
 impl Catalog {
     /// The catalog of one dataSource.
     pub fn new(storage: DeepStorage, data_source: DataSourceName) -> Self {
-        Self { storage, data_source, snapshot_every: DEFAULT_SNAPSHOT_EVERY, max_attempts: DEFAULT_MAX_ATTEMPTS }
+        Self {
+            storage,
+            data_source,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
     }
 
     /// Changes how often snapshots are written.
@@ -387,7 +391,12 @@ impl Catalog {
     /// takes the sequence number first. `build` runs again on every attempt so that it can
     /// decide against what won; its error (usually [`CatalogError::Conflict`]) stops the
     /// commit. On success `state` includes the commit.
-    pub async fn commit<F>(&self, state: &mut CatalogState, writer: &str, mut build: F) -> Result<Committed, CatalogError>
+    pub async fn commit<F>(
+        &self,
+        state: &mut CatalogState,
+        writer: &str,
+        mut build: F,
+    ) -> Result<Committed, CatalogError>
     where
         F: FnMut(&CatalogState) -> Result<Vec<Action>, CatalogError>,
     {
@@ -413,7 +422,7 @@ impl Catalog {
                 Ok(()) => {
                     state.apply(&commit);
                     info!(data_source = %self.data_source, seq = commit.seq, attempts = attempt, writer, "Committed.");
-                    if commit.seq % self.snapshot_every == 0 {
+                    if commit.seq.is_multiple_of(self.snapshot_every) {
                         self.write_snapshot(state).await;
                     }
                     return Ok(Committed { seq: commit.seq, attempts: attempt });
@@ -427,7 +436,10 @@ impl Catalog {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CatalogError::Contention { data_source: self.data_source.to_string(), attempts: self.max_attempts })
+        Err(CatalogError::Contention {
+            data_source: self.data_source.to_string(),
+            attempts: self.max_attempts,
+        })
     }
 
     async fn write_snapshot(&self, state: &CatalogState) {
@@ -501,8 +513,12 @@ pub fn describe_segments(state: &CatalogState) -> Vec<SegmentView> {
         })
         .collect();
     views.sort_by(|a, b| {
-        (&a.data_source, &a.interval, std::cmp::Reverse(&a.version), a.partition)
-            .cmp(&(&b.data_source, &b.interval, std::cmp::Reverse(&b.version), b.partition))
+        (&a.data_source, &a.interval, std::cmp::Reverse(&a.version), a.partition).cmp(&(
+            &b.data_source,
+            &b.interval,
+            std::cmp::Reverse(&b.version),
+            b.partition,
+        ))
     });
     views
 }

@@ -55,10 +55,7 @@ pub struct WikipediaGenerator {
 impl WikipediaGenerator {
     /// A generator whose output is fully determined by `seed`.
     pub fn new(seed: u64) -> Self {
-        Self {
-            rng: Xoshiro256StarStar::new(seed),
-            malformed_count: 0,
-        }
+        Self { rng: Xoshiro256StarStar::new(seed), malformed_count: 0 }
     }
 
     /// Appends one event line (without newline) with the given event time (UTC ms) to `out`.
@@ -80,11 +77,8 @@ impl WikipediaGenerator {
     /// `end_ms <= start_ms` every event gets `start_ms`.
     pub fn write_events(&mut self, count: usize, start_ms: i64, end_ms: i64, out: &mut Vec<u8>) {
         out.reserve(count.saturating_mul(LINE_RESERVE));
-        let span: u128 = if end_ms > start_ms {
-            (i128::from(end_ms) - i128::from(start_ms)) as u128
-        } else {
-            0
-        };
+        let span: u128 =
+            if end_ms > start_ms { (i128::from(end_ms) - i128::from(start_ms)) as u128 } else { 0 };
         let count128 = count as u128;
         for i in 0..count {
             // span <= 2^64 and r < span, so i * span + r < count * span <= 2^128.
@@ -181,11 +175,7 @@ impl WikipediaGenerator {
         out.extend_from_slice(b"\",\"country\":\"");
         push_escaped(country_name, out);
         out.extend_from_slice(b"\",\"region\":\"");
-        let landmark = if region_local == 0 {
-            LANDMARKS.get(country as usize)
-        } else {
-            None
-        };
+        let landmark = if region_local == 0 { LANDMARKS.get(country as usize) } else { None };
         let region = country * REGIONS_PER_COUNTRY + region_local;
         match landmark {
             Some((name, _)) => push_escaped(name, out),
@@ -213,11 +203,7 @@ impl WikipediaGenerator {
         } else {
             i64::from(rng.skew3(4_000))
         };
-        let deleted: i64 = if new_page || rng.chance(550) {
-            0
-        } else {
-            i64::from(rng.skew3(2_500))
-        };
+        let deleted: i64 = if new_page || rng.chance(550) { 0 } else { i64::from(rng.skew3(2_500)) };
         out.extend_from_slice(b"\",\"added\":");
         push_i64(added, out);
         out.extend_from_slice(b",\"deleted\":");
@@ -261,9 +247,7 @@ impl Xoshiro256StarStar {
             state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
             mix64(state)
         };
-        Self {
-            s: [next(), next(), next(), next()],
-        }
+        Self { s: [next(), next(), next(), next()] }
     }
 
     #[inline]
@@ -531,7 +515,7 @@ fn write_page(rng: &mut Xoshiro256StarStar, out: &mut Vec<u8>) {
             // "HMS Tiger (1853)"
             push_escaped(SHIP_PREFIXES[(n % 4) as usize], out);
             out.push(b' ');
-            if n / 4 % 3 == 0 {
+            if (n / 4).is_multiple_of(3) {
                 push_escaped(ADJECTIVES[(n / 12 % 32) as usize], out);
                 out.push(b' ');
             }
@@ -611,13 +595,13 @@ fn write_bot(rank: u32, out: &mut Vec<u8>) {
         return;
     }
     write_name(rank + 500, true, out);
-    out.extend_from_slice(if rank % 5 == 0 { b"-bot" } else { b"Bot" });
+    out.extend_from_slice(if rank.is_multiple_of(5) { b"-bot" } else { b"Bot" });
 }
 
 /// An anonymous editor's IP address; one in sixteen is IPv6.
 fn write_ip(rank: u32, out: &mut Vec<u8>) {
     let h = mix64(u64::from(rank) ^ 0xA5A5_5A5A_0F0F_F0F0);
-    if h % 16 == 0 {
+    if h.is_multiple_of(16) {
         out.extend_from_slice(b"2001:db8:");
         push_hex((h >> 8) & 0xFFFF, out);
         out.push(b':');
@@ -676,44 +660,21 @@ const HOT_PAGES: [&str; 16] = [
     "Ελλάδα",
 ];
 
-const HOT_USERS: [&str; 6] = [
-    "nuclear",
-    "Crimson Wikignome",
-    "Tarvendi",
-    "Ellipsis…",
-    "Jürgen Østergaard",
-    "The \"Editor\"",
-];
+const HOT_USERS: [&str; 6] =
+    ["nuclear", "Crimson Wikignome", "Tarvendi", "Ellipsis…", "Jürgen Østergaard", "The \"Editor\""];
 
 const HOT_BOTS: [&str; 3] = ["LinkFixerBot", "ArchiveBot", "InterwikiBot"];
 
 const LANGUAGES: [&str; 40] = [
-    "en", "de", "fr", "ja", "es", "ru", "it", "zh", "pt", "pl", "nl", "sv", "uk", "ar", "fa",
-    "he", "ko", "vi", "id", "tr", "cs", "fi", "hu", "no", "ro", "ca", "da", "el", "th", "bg",
-    "sr", "hr", "sk", "lt", "sl", "et", "ms", "hi", "bn", "eo",
+    "en", "de", "fr", "ja", "es", "ru", "it", "zh", "pt", "pl", "nl", "sv", "uk", "ar", "fa", "he", "ko",
+    "vi", "id", "tr", "cs", "fi", "hu", "no", "ro", "ca", "da", "el", "th", "bg", "sr", "hr", "sk", "lt",
+    "sl", "et", "ms", "hi", "bn", "eo",
 ];
 
-const NAMESPACES: [&str; 10] = [
-    "article",
-    "User",
-    "Talk",
-    "Wikipedia",
-    "Category",
-    "Template",
-    "File",
-    "User talk",
-    "Portal",
-    "Help",
-];
+const NAMESPACES: [&str; 10] =
+    ["article", "User", "Talk", "Wikipedia", "Category", "Template", "File", "User talk", "Portal", "Help"];
 
-const CONTINENTS: [&str; 6] = [
-    "North America",
-    "South America",
-    "Europe",
-    "Asia",
-    "Africa",
-    "Oceania",
-];
+const CONTINENTS: [&str; 6] = ["North America", "South America", "Europe", "Asia", "Africa", "Oceania"];
 const NAM: u8 = 0;
 const SAM: u8 = 1;
 const EUR: u8 = 2;
@@ -859,15 +820,14 @@ const CITY_SUFFIXES: [&str; 8] = ["", "", "", "", "", "", "ville", "burg"];
 
 /// Syllables of made-up names; two carry non-ASCII letters (never first in a syllable).
 const SYLLABLES: [&str; 24] = [
-    "ka", "lo", "ma", "te", "vi", "do", "se", "ra", "nu", "ri", "go", "ha", "el", "mi", "za",
-    "be", "mo", "si", "ya", "tü", "we", "lé", "co", "fa",
+    "ka", "lo", "ma", "te", "vi", "do", "se", "ra", "nu", "ri", "go", "ha", "el", "mi", "za", "be", "mo",
+    "si", "ya", "tü", "we", "lé", "co", "fa",
 ];
 
 const ADJECTIVES: [&str; 32] = [
-    "Red", "Silent", "Golden", "Northern", "Lost", "Iron", "Crimson", "Hidden", "Great",
-    "Little", "Black", "White", "Eternal", "Wild", "Broken", "Ancient", "Electric", "Frozen",
-    "Royal", "Sacred", "Dark", "Bright", "Hollow", "Last", "First", "Blue", "Green", "Savage",
-    "Quiet", "Burning", "Flying", "Strange",
+    "Red", "Silent", "Golden", "Northern", "Lost", "Iron", "Crimson", "Hidden", "Great", "Little", "Black",
+    "White", "Eternal", "Wild", "Broken", "Ancient", "Electric", "Frozen", "Royal", "Sacred", "Dark",
+    "Bright", "Hollow", "Last", "First", "Blue", "Green", "Savage", "Quiet", "Burning", "Flying", "Strange",
 ];
 
 const NOUNS: [&str; 32] = [
@@ -953,10 +913,9 @@ const EVENTS: [&str; 16] = [
 ];
 
 const FIRST_NAMES: [&str; 32] = [
-    "John", "Maria", "Ahmed", "Yuki", "Olga", "Pierre", "Li", "Fatima", "Carlos", "Anna", "Hans",
-    "Priya", "Kwame", "Sofia", "Ivan", "Chen", "Emma", "Jürgen", "José", "Aiko", "Lars",
-    "Amara", "Mehmet", "Isabel", "Noah", "Zoë", "Dmitri", "Hiroshi", "Grace", "Omar", "Astrid",
-    "Rafael",
+    "John", "Maria", "Ahmed", "Yuki", "Olga", "Pierre", "Li", "Fatima", "Carlos", "Anna", "Hans", "Priya",
+    "Kwame", "Sofia", "Ivan", "Chen", "Emma", "Jürgen", "José", "Aiko", "Lars", "Amara", "Mehmet", "Isabel",
+    "Noah", "Zoë", "Dmitri", "Hiroshi", "Grace", "Omar", "Astrid", "Rafael",
 ];
 
 const LAST_NAMES: [&str; 32] = [
@@ -994,16 +953,8 @@ const LAST_NAMES: [&str; 32] = [
     "Taylor",
 ];
 
-const OCCUPATIONS: [&str; 8] = [
-    "footballer",
-    "politician",
-    "actor",
-    "painter",
-    "composer",
-    "cyclist",
-    "writer",
-    "physicist",
-];
+const OCCUPATIONS: [&str; 8] =
+    ["footballer", "politician", "actor", "painter", "composer", "cyclist", "writer", "physicist"];
 
 const SHIP_PREFIXES: [&str; 4] = ["HMS", "USS", "SS", "RMS"];
 
@@ -1044,7 +995,6 @@ const TOPICS: [&str; 16] = [
     "Architecture",
     "Transport",
 ];
-
 
 #[cfg(test)]
 mod tests {
@@ -1187,9 +1137,7 @@ mod tests {
         assert!(line.starts_with("{\"timestamp\":\"2013-08-31T01:02:33.517Z\",\"page\":"));
         let hash = line
             .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         assert_eq!(hash, PINNED_HASH, "{line}");
     }
 
@@ -1206,8 +1154,8 @@ mod tests {
         let mut region_of: HashMap<String, String> = HashMap::new();
         for line in lines(&buf) {
             n += 1;
-            let (ts, obj) = valid_event(line)
-                .unwrap_or_else(|| panic!("invalid: {}", String::from_utf8_lossy(line)));
+            let (ts, obj) =
+                valid_event(line).unwrap_or_else(|| panic!("invalid: {}", String::from_utf8_lossy(line)));
             assert_eq!(obj.len(), 1 + DIMENSIONS.len() + METRIC_FIELDS.len());
             assert!((START..END).contains(&ts));
             assert!(ts >= prev);
@@ -1225,10 +1173,7 @@ mod tests {
                 assert!(!obj[dim].as_str().unwrap().is_empty(), "empty {dim}");
             }
             let s = |k: &str| obj[k].as_str().unwrap().to_string();
-            assert_eq!(
-                continent_of.entry(s("country")).or_insert(s("continent")),
-                &s("continent")
-            );
+            assert_eq!(continent_of.entry(s("country")).or_insert(s("continent")), &s("continent"));
             assert_eq!(country_of.entry(s("region")).or_insert(s("country")), &s("country"));
             assert_eq!(region_of.entry(s("city")).or_insert(s("region")), &s("region"));
         }

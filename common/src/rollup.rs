@@ -122,16 +122,20 @@ impl MetricColumn {
                 Some(row) => values[row] += theirs[from],
                 None => values.push(theirs[from]),
             },
-            (Self::Long { kind, values, valid, .. }, Self::Long { values: tv, valid: tvalid, .. }) => match row {
-                Some(row) => fold_long(*kind, &mut values[row], &mut valid[row], tv[from], tvalid[from]),
-                None => {
-                    values.push(tv[from]);
-                    valid.push(tvalid[from]);
+            (Self::Long { kind, values, valid, .. }, Self::Long { values: tv, valid: tvalid, .. }) => {
+                match row {
+                    Some(row) => fold_long(*kind, &mut values[row], &mut valid[row], tv[from], tvalid[from]),
+                    None => {
+                        values.push(tv[from]);
+                        valid.push(tvalid[from]);
+                    }
                 }
-            },
+            }
             (Self::Double { kind, values, valid, .. }, Self::Double { values: tv, valid: tvalid, .. }) => {
                 match row {
-                    Some(row) => fold_double(*kind, &mut values[row], &mut valid[row], tv[from], tvalid[from]),
+                    Some(row) => {
+                        fold_double(*kind, &mut values[row], &mut valid[row], tv[from], tvalid[from])
+                    }
                     None => {
                         values.push(tv[from]);
                         valid.push(tvalid[from]);
@@ -281,7 +285,7 @@ impl RollupIndex {
             times: Vec::new(),
             metrics,
             table: HashTable::new(),
-            hasher: foldhash::fast::FixedState::with_seed(0x62_72_61_69_64),
+            hasher: foldhash::fast::FixedState::with_seed(u64::from_be_bytes(*b"braid-01")),
             scratch,
         }
     }
@@ -392,7 +396,8 @@ impl RollupIndex {
         self.table.clear();
         if self.schema.spec.granularity.rollup {
             for row in 0..self.times.len() {
-                let hash = hash_key(&self.hasher, self.times[row], &self.keys[row * width..(row + 1) * width]);
+                let hash =
+                    hash_key(&self.hasher, self.times[row], &self.keys[row * width..(row + 1) * width]);
                 let (keys, times, hasher) = (&self.keys, &self.times, &self.hasher);
                 self.table.insert_unique(hash, row as u32, |&r| {
                     let r = r as usize;
@@ -412,7 +417,10 @@ impl RollupIndex {
             let ours = match self.dims.iter().position(|d| d.name == dim.name) {
                 Some(i) => i,
                 None => {
-                    self.dims.push(Dimension { name: dim.name.clone(), values: Dictionary::new(dim.values.kind()) });
+                    self.dims.push(Dimension {
+                        name: dim.name.clone(),
+                        values: Dictionary::new(dim.values.kind()),
+                    });
                     self.fields.insert((*dim.name).into(), Slot::Dimension(self.dims.len() - 1));
                     self.dims.len() - 1
                 }

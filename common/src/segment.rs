@@ -40,11 +40,7 @@ pub enum SegmentError {
 
 /// Druid's segment id: `dataSource_start_end_version[_partition]`, partition omitted when 0.
 pub fn segment_id(data_source: &str, interval: Interval, version: &str, partition: u32) -> String {
-    let base = format!(
-        "{data_source}_{}_{}_{version}",
-        format_iso(interval.start),
-        format_iso(interval.end)
-    );
+    let base = format!("{data_source}_{}_{}_{version}", format_iso(interval.start), format_iso(interval.end));
     if partition == 0 { base } else { format!("{base}_{partition}") }
 }
 
@@ -74,7 +70,10 @@ pub struct SegmentDescription {
 
 /// Encodes rows as a Parquet segment file.
 pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> Result<Bytes, SegmentError> {
-    let error = |e: &dyn std::fmt::Display| SegmentError::Format { id: description.id.clone(), message: e.to_string() };
+    let error = |e: &dyn std::fmt::Display| SegmentError::Format {
+        id: description.id.clone(),
+        message: e.to_string(),
+    };
     let json = serde_json::to_string(description).map_err(|e| error(&e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| error(&e))?))
@@ -93,8 +92,12 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
 }
 
 /// Reads a whole segment file back: its description and its rows.
-pub fn read_segment(bytes: Bytes, name: &str) -> Result<(SegmentDescription, Vec<RecordBatch>), SegmentError> {
-    let error = |e: &dyn std::fmt::Display| SegmentError::Format { id: name.to_string(), message: e.to_string() };
+pub fn read_segment(
+    bytes: Bytes,
+    name: &str,
+) -> Result<(SegmentDescription, Vec<RecordBatch>), SegmentError> {
+    let error =
+        |e: &dyn std::fmt::Display| SegmentError::Format { id: name.to_string(), message: e.to_string() };
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| error(&e))?;
     let description = builder
         .metadata()

@@ -150,8 +150,7 @@ pub enum AggregatorKind {
 }
 
 impl AggregatorKind {
-    const NAMES: &'static str =
-        "count, longSum, doubleSum, floatSum, longMin, longMax, doubleMin, doubleMax";
+    const NAMES: &'static str = "count, longSum, doubleSum, floatSum, longMin, longMax, doubleMin, doubleMax";
 
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
@@ -250,9 +249,7 @@ pub struct LoadedSpecs {
 impl LoadedSpecs {
     /// The spec of one dataSource, or the only one when `name` is none.
     pub fn select(&self, name: Option<&str>) -> Result<&DataSourceSpec, String> {
-        let names = || {
-            self.specs.iter().map(|s| s.data_source.as_str()).collect::<Vec<_>>().join(", ")
-        };
+        let names = || self.specs.iter().map(|s| s.data_source.as_str()).collect::<Vec<_>>().join(", ");
         match name {
             Some(name) => self
                 .specs
@@ -271,10 +268,8 @@ impl LoadedSpecs {
 /// Loads every dataSource spec in a JSON document: a Kafka supervisor spec (`spec` wrapper or
 /// dataSchema at top level), an ingestion task spec, or the legacy realtime array.
 pub fn load_specs(text: &str, source_name: &str) -> Result<LoadedSpecs, SpecError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| SpecError::Json {
-        source_name: source_name.into(),
-        message: e.to_string(),
-    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| SpecError::Json { source_name: source_name.into(), message: e.to_string() })?;
     let mut loader = Loader { source_name, ignored: Vec::new() };
     let specs = match &value {
         Value::Array(items) => {
@@ -313,10 +308,8 @@ pub fn load_specs(text: &str, source_name: &str) -> Result<LoadedSpecs, SpecErro
             vec![spec]
         }
         other => {
-            return Err(loader.invalid(
-                "",
-                &format!("expected an object or an array of specs, found {}", kind_of(other)),
-            ));
+            return Err(loader
+                .invalid("", &format!("expected an object or an array of specs, found {}", kind_of(other))));
         }
     };
     let mut seen = BTreeSet::new();
@@ -373,10 +366,8 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(loader.invalid(
-                &self.field(key),
-                &format!("expected a string, found {} {other}", kind_of(other)),
-            )),
+            Some(other) => Err(loader
+                .invalid(&self.field(key), &format!("expected a string, found {} {other}", kind_of(other)))),
         }
     }
 
@@ -391,10 +382,9 @@ impl<'a> Obj<'a> {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             // Old Druid specs sometimes quote booleans.
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
-            Some(other) => Err(loader.invalid(
-                &self.field(key),
-                &format!("expected true or false, found {other}"),
-            )),
+            Some(other) => {
+                Err(loader.invalid(&self.field(key), &format!("expected true or false, found {other}")))
+            }
         }
     }
 
@@ -403,18 +393,16 @@ impl<'a> Obj<'a> {
             None => Ok(None),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
             Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(s.parse().ok()),
-            Some(other) => Err(loader.invalid(
-                &self.field(key),
-                &format!("expected a non-negative integer, found {other}"),
-            )),
+            Some(other) => {
+                Err(loader
+                    .invalid(&self.field(key), &format!("expected a non-negative integer, found {other}")))
+            }
         }
     }
 
     fn opt_period(&mut self, loader: &Loader, key: &'a str) -> Result<Option<Period>, SpecError> {
         let Some(text) = self.opt_str(loader, key)? else { return Ok(None) };
-        Period::parse(&text)
-            .map(Some)
-            .map_err(|e| loader.invalid(&self.field(key), &e.to_string()))
+        Period::parse(&text).map(Some).map_err(|e| loader.invalid(&self.field(key), &e.to_string()))
     }
 
     fn opt_object(&mut self, loader: &Loader, key: &'a str) -> Result<Option<Obj<'a>>, SpecError> {
@@ -433,10 +421,9 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None => Ok(&[]),
             Some(Value::Array(items)) => Ok(items),
-            Some(other) => Err(loader.invalid(
-                &self.field(key),
-                &format!("expected an array, found {}", kind_of(other)),
-            )),
+            Some(other) => {
+                Err(loader.invalid(&self.field(key), &format!("expected an array, found {}", kind_of(other))))
+            }
         }
     }
 
@@ -562,10 +549,10 @@ impl<'s> Loader<'s> {
         match obj.opt_str(self, key)? {
             None => Ok(()),
             Some(f) if f == "json" => Ok(()),
-            Some(f) => Err(self.invalid(
-                &obj.field(key),
-                &format!("unsupported input format \"{f}\" (expected json)"),
-            )),
+            Some(f) => {
+                Err(self
+                    .invalid(&obj.field(key), &format!("unsupported input format \"{f}\" (expected json)")))
+            }
         }
     }
 
@@ -594,8 +581,9 @@ impl<'s> Loader<'s> {
     fn timestamp_spec(&mut self, mut obj: Obj<'_>) -> Result<TimestampSpec, SpecError> {
         let column = obj.opt_str(self, "column")?.unwrap_or_else(|| "timestamp".into());
         let format = match obj.opt_str(self, "format")? {
-            Some(f) => TimestampFormat::parse(&f)
-                .map_err(|e| self.invalid(&obj.field("format"), &e.to_string()))?,
+            Some(f) => {
+                TimestampFormat::parse(&f).map_err(|e| self.invalid(&obj.field("format"), &e.to_string()))?
+            }
             None => TimestampFormat::Auto,
         };
         let missing_value = match obj.opt_str(self, "missingValue")? {
@@ -632,14 +620,6 @@ impl<'s> Loader<'s> {
                             ));
                         }
                     };
-                    if let Some(handling) = dim.opt_str(self, "multiValueHandling")? {
-                        if !handling.eq_ignore_ascii_case("sorted_array") {
-                            return Err(self.invalid(
-                                &dim.field("multiValueHandling"),
-                                &format!("\"{handling}\": braid does not support multi-value dimensions"),
-                            ));
-                        }
-                    }
                     dim.finish(self);
                     DimensionSpec { kind, name }
                 }
@@ -666,10 +646,8 @@ impl<'s> Loader<'s> {
             }
         }
         if !obj.opt_array(self, "spatialDimensions")?.is_empty() {
-            return Err(self.invalid(
-                &obj.field("spatialDimensions"),
-                "spatial dimensions are not supported by braid",
-            ));
+            return Err(self
+                .invalid(&obj.field("spatialDimensions"), "spatial dimensions are not supported by braid"));
         }
         obj.finish(self);
         Ok(DimensionsSpec { dimensions, exclusions })
@@ -700,12 +678,20 @@ impl<'s> Loader<'s> {
                 return Err(self.invalid(&obj.field("fieldName"), message));
             }
             obj.finish(self);
-            metrics.push(MetricSpec { kind, name, field_name: field_name.filter(|_| kind != AggregatorKind::Count) });
+            metrics.push(MetricSpec {
+                kind,
+                name,
+                field_name: field_name.filter(|_| kind != AggregatorKind::Count),
+            });
         }
         Ok(metrics)
     }
 
-    fn granularity(&mut self, obj: &mut Obj<'_>, key: &'static str) -> Result<Option<Granularity>, SpecError> {
+    fn granularity(
+        &mut self,
+        obj: &mut Obj<'_>,
+        key: &'static str,
+    ) -> Result<Option<Granularity>, SpecError> {
         let field = obj.field(key);
         let Some(value) = obj.get(key) else { return Ok(None) };
         let parsed = match value {
@@ -763,7 +749,9 @@ impl<'s> Loader<'s> {
         for (i, item) in obj.opt_array(self, "intervals")?.iter().enumerate() {
             let field = format!("{}[{i}]", obj.field("intervals"));
             let Value::String(text) = item else {
-                return Err(self.invalid(&field, &format!("expected an interval string, found {}", kind_of(item))));
+                return Err(
+                    self.invalid(&field, &format!("expected an interval string, found {}", kind_of(item)))
+                );
             };
             intervals.push(Interval::parse(text).map_err(|e| self.invalid(&field, &e.to_string()))?);
         }
@@ -854,7 +842,9 @@ impl<'s> Loader<'s> {
             if let Some(kind) = kind.filter(|k| k != "messageTime") {
                 return Err(self.invalid(
                     &policy.field("type"),
-                    &format!("\"{kind}\": braid rejects late events by message time only (expected messageTime)"),
+                    &format!(
+                        "\"{kind}\": braid rejects late events by message time only (expected messageTime)"
+                    ),
                 ));
             }
             policy.finish(self);
@@ -875,14 +865,19 @@ impl<'s> Loader<'s> {
             if let Some(previous) = names.insert(name, what) {
                 return Err(self.invalid(
                     field,
-                    &format!("\"{name}\" is declared as a {previous} and again as a {what}; names must be unique"),
+                    &format!(
+                        "\"{name}\" is declared as a {previous} and again as a {what}; names must be unique"
+                    ),
                 ));
             }
         }
         if spec.dimensions.dimensions.iter().any(|d| d.name == spec.timestamp.column) {
             return Err(self.invalid(
                 "dimensionsSpec.dimensions",
-                &format!("\"{}\" is the timestamp column and cannot also be a dimension", spec.timestamp.column),
+                &format!(
+                    "\"{}\" is the timestamp column and cannot also be a dimension",
+                    spec.timestamp.column
+                ),
             ));
         }
         Ok(())
@@ -1010,7 +1005,10 @@ mod tests {
         assert_eq!(dims.len(), 12);
         assert_eq!(dims[0], "page");
         assert_eq!(spec.metrics.len(), 4);
-        assert_eq!(spec.metrics[0], MetricSpec { kind: AggregatorKind::Count, name: "count".into(), field_name: None });
+        assert_eq!(
+            spec.metrics[0],
+            MetricSpec { kind: AggregatorKind::Count, name: "count".into(), field_name: None }
+        );
         assert_eq!(spec.metrics[1].kind, AggregatorKind::DoubleSum);
         assert_eq!(spec.granularity.segment, Granularity::Day);
         assert_eq!(spec.granularity.query, Granularity::None);
@@ -1022,7 +1020,11 @@ mod tests {
         assert_eq!(spec.tuning.checkpoint_period.to_string(), "PT10M");
         assert_eq!(spec.tuning.window_period.unwrap().to_string(), "PT10M");
         // What braid accepts but does not use is listed, once each.
-        assert!(loaded.ignored_fields.contains(&"[0].tuningConfig.basePersistDirectory".to_string()), "{:?}", loaded.ignored_fields);
+        assert!(
+            loaded.ignored_fields.contains(&"[0].tuningConfig.basePersistDirectory".to_string()),
+            "{:?}",
+            loaded.ignored_fields
+        );
         assert!(loaded.ignored_fields.contains(&"[0].ioConfig.plumber".to_string()));
     }
 
@@ -1034,8 +1036,15 @@ mod tests {
         assert_eq!(spec.io.consumer_properties["bootstrap.servers"], "localhost:9092");
         assert_eq!(spec.io.use_earliest_offset, Some(true));
         assert_eq!(spec.granularity.segment, Granularity::Hour);
-        assert_eq!(spec.dimensions.dimensions[1], DimensionSpec { kind: DimensionType::Long, name: "isRobotCount".into() });
-        assert!(wrapped.ignored_fields.contains(&"spec.ioConfig.taskCount".to_string()), "{:?}", wrapped.ignored_fields);
+        assert_eq!(
+            spec.dimensions.dimensions[1],
+            DimensionSpec { kind: DimensionType::Long, name: "isRobotCount".into() }
+        );
+        assert!(
+            wrapped.ignored_fields.contains(&"spec.ioConfig.taskCount".to_string()),
+            "{:?}",
+            wrapped.ignored_fields
+        );
 
         let mut top: Value = serde_json::from_str(KAFKA).unwrap();
         let inner = top["spec"].take();
@@ -1052,7 +1061,8 @@ mod tests {
         for name in Granularity::ALL_NAMES {
             let g = Granularity::parse(name).unwrap();
             let result = load(kafka_with(|s| {
-                s["granularitySpec"] = json!({"segmentGranularity": "YEAR", "queryGranularity": name.to_uppercase()});
+                s["granularitySpec"] =
+                    json!({"segmentGranularity": "YEAR", "queryGranularity": name.to_uppercase()});
             }));
             if g == Granularity::Week {
                 assert!(result.is_err(), "weeks do not nest in years");
@@ -1090,32 +1100,56 @@ mod tests {
     #[test]
     fn bad_values_name_the_field_the_value_and_the_rule() {
         let cases: Vec<(Value, &[&str])> = vec![
-            (kafka_with(|s| s["granularitySpec"]["segmentGranularity"] = json!("DAYS")),
-                &["spec.dataSchema.granularitySpec.segmentGranularity", "DAYS", "expected one of"]),
-            (kafka_with(|s| s["granularitySpec"]["queryGranularity"] = json!("day")),
-                &["spec.dataSchema.granularitySpec.queryGranularity", "day", "hour"]),
-            (kafka_with(|s| s["granularitySpec"]["rollup"] = json!("maybe")),
-                &["granularitySpec.rollup", "maybe", "true or false"]),
-            (kafka_with(|s| s["timestampSpec"]["format"] = json!("yyyy-MM-dd QQ")),
-                &["spec.dataSchema.timestampSpec.format", "QQ"]),
-            (kafka_with(|s| s["metricsSpec"][1]["type"] = json!("hyperUnique")),
-                &["spec.dataSchema.metricsSpec[1].type", "hyperUnique", "longSum"]),
-            (kafka_with(|s| { s["metricsSpec"][1].as_object_mut().unwrap().remove("fieldName"); }),
-                &["metricsSpec[1].fieldName", "missing"]),
-            (kafka_with(|s| s["dimensionsSpec"]["dimensions"][1]["type"] = json!("json")),
-                &["dimensionsSpec.dimensions[1].type", "json", "string, long"]),
-            (kafka_with(|s| s["dataSource"] = json!("../etc")),
-                &["spec.dataSchema.dataSource", "../etc"]),
-            (kafka_with(|s| s["dataSource"] = json!("a/b")),
-                &["spec.dataSchema.dataSource", "a/b"]),
-            (kafka_with(|s| { s.as_object_mut().unwrap().remove("dataSource"); }),
-                &["spec.dataSchema.dataSource", "missing"]),
-            (kafka_with(|s| s["metricsSpec"][1]["name"] = json!("page")),
-                &["\"page\"", "unique"]),
-            (kafka_with(|s| s["granularitySpec"]["intervals"] = json!(["2013-09-01/2013-08-31"])),
-                &["granularitySpec.intervals[0]", "2013-09-01"]),
-            (kafka_with(|s| s["transformSpec"] = json!({"filter": {"type": "selector", "dimension": "a", "value": "b"}})),
-                &["transformSpec.filter", "not supported"]),
+            (
+                kafka_with(|s| s["granularitySpec"]["segmentGranularity"] = json!("DAYS")),
+                &["spec.dataSchema.granularitySpec.segmentGranularity", "DAYS", "expected one of"],
+            ),
+            (
+                kafka_with(|s| s["granularitySpec"]["queryGranularity"] = json!("day")),
+                &["spec.dataSchema.granularitySpec.queryGranularity", "day", "hour"],
+            ),
+            (
+                kafka_with(|s| s["granularitySpec"]["rollup"] = json!("maybe")),
+                &["granularitySpec.rollup", "maybe", "true or false"],
+            ),
+            (
+                kafka_with(|s| s["timestampSpec"]["format"] = json!("yyyy-MM-dd QQ")),
+                &["spec.dataSchema.timestampSpec.format", "QQ"],
+            ),
+            (
+                kafka_with(|s| s["metricsSpec"][1]["type"] = json!("hyperUnique")),
+                &["spec.dataSchema.metricsSpec[1].type", "hyperUnique", "longSum"],
+            ),
+            (
+                kafka_with(|s| {
+                    s["metricsSpec"][1].as_object_mut().unwrap().remove("fieldName");
+                }),
+                &["metricsSpec[1].fieldName", "missing"],
+            ),
+            (
+                kafka_with(|s| s["dimensionsSpec"]["dimensions"][1]["type"] = json!("json")),
+                &["dimensionsSpec.dimensions[1].type", "json", "string, long"],
+            ),
+            (kafka_with(|s| s["dataSource"] = json!("../etc")), &["spec.dataSchema.dataSource", "../etc"]),
+            (kafka_with(|s| s["dataSource"] = json!("a/b")), &["spec.dataSchema.dataSource", "a/b"]),
+            (
+                kafka_with(|s| {
+                    s.as_object_mut().unwrap().remove("dataSource");
+                }),
+                &["spec.dataSchema.dataSource", "missing"],
+            ),
+            (kafka_with(|s| s["metricsSpec"][1]["name"] = json!("page")), &["\"page\"", "unique"]),
+            (
+                kafka_with(|s| s["granularitySpec"]["intervals"] = json!(["2013-09-01/2013-08-31"])),
+                &["granularitySpec.intervals[0]", "2013-09-01"],
+            ),
+            (
+                kafka_with(|s| {
+                    s["transformSpec"] =
+                        json!({"filter": {"type": "selector", "dimension": "a", "value": "b"}})
+                }),
+                &["transformSpec.filter", "not supported"],
+            ),
             (json!({"type": "kinesis", "spec": {}}), &["type", "kinesis", "kafka"]),
             (json!(42), &["expected an object or an array"]),
         ];

@@ -124,11 +124,7 @@ impl DeepStorage {
 
     /// Deep storage over an existing object store, for tests and embedding.
     pub fn from_store(store: Arc<dyn ObjectStore>, root: &str) -> Self {
-        Self {
-            url: format!("{store}/{root}"),
-            store,
-            root: Path::from(root.trim_matches('/')),
-        }
+        Self { url: format!("{store}/{root}"), store, root: Path::from(root.trim_matches('/')) }
     }
 
     /// The URL this storage was opened with.
@@ -200,28 +196,18 @@ impl DeepStorage {
     }
 
     /// Objects under a prefix whose path sorts after `offset` (a relative path), sorted.
-    pub async fn list_after(
-        &self,
-        prefix: &str,
-        offset: &str,
-    ) -> Result<Vec<StoredObject>, StorageError> {
+    pub async fn list_after(&self, prefix: &str, offset: &str) -> Result<Vec<StoredObject>, StorageError> {
         self.list_from(prefix, Some(offset)).await
     }
 
-    async fn list_from(
-        &self,
-        prefix: &str,
-        offset: Option<&str>,
-    ) -> Result<Vec<StoredObject>, StorageError> {
+    async fn list_from(&self, prefix: &str, offset: Option<&str>) -> Result<Vec<StoredObject>, StorageError> {
         let location = self.path(prefix);
         let stream = match offset {
             Some(offset) => self.store.list_with_offset(Some(&location), &self.path(offset)),
             None => self.store.list(Some(&location)),
         };
-        let metas: Vec<_> = stream
-            .try_collect()
-            .await
-            .map_err(|e| StorageError::from_store("list", prefix, e))?;
+        let metas: Vec<_> =
+            stream.try_collect().await.map_err(|e| StorageError::from_store("list", prefix, e))?;
         let mut objects: Vec<StoredObject> = metas
             .into_iter()
             .map(|meta| StoredObject {
@@ -243,11 +229,8 @@ impl DeepStorage {
             .list_with_delimiter(Some(&location))
             .await
             .map_err(|e| StorageError::from_store("list", prefix, e))?;
-        let mut names: Vec<String> = result
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect();
+        let mut names: Vec<String> =
+            result.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         names.sort();
         Ok(names)
     }

@@ -142,6 +142,12 @@ fn clamp_millis(days: i64, ms_of_day: i64) -> Millis {
     v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
+/// `t` floored to a multiple of `width`, saturating at i64::MIN.
+#[inline(always)]
+fn floor_to(t: Millis, width: i64) -> Millis {
+    t.div_euclid(width).saturating_mul(width)
+}
+
 /// `t` moved by `months` calendar months, clamping the day of month like Joda
 /// (Jan 31 + 1 month = Feb 28/29); the time of day is kept.
 fn add_months(t: Millis, months: i64) -> Millis {
@@ -291,23 +297,37 @@ impl Granularity {
     /// Start of the bucket holding `t` (floor, correct for negative t). None -> t itself (ms
     /// resolution). All -> i64::MIN. Week starts Monday (ISO/Joda), month/quarter/year calendar in
     /// UTC. Saturates at i64::MIN for the few instants whose bucket starts before it.
+    #[inline]
     pub fn truncate(self, t: Millis) -> Millis {
+        // One arm per width so each division is by a constant, which compiles to a multiply:
+        // a 64-bit `idiv` by a runtime width costs ~40 cycles, and this runs once per event.
         match self {
             Granularity::None => t,
-            Granularity::All => i64::MIN,
+            Granularity::Second => floor_to(t, SECOND),
+            Granularity::Minute => floor_to(t, MINUTE),
+            Granularity::FiveMinute => floor_to(t, 5 * MINUTE),
+            Granularity::TenMinute => floor_to(t, 10 * MINUTE),
+            Granularity::FifteenMinute => floor_to(t, 15 * MINUTE),
+            Granularity::ThirtyMinute => floor_to(t, 30 * MINUTE),
+            Granularity::Hour => floor_to(t, HOUR),
+            Granularity::SixHour => floor_to(t, 6 * HOUR),
+            Granularity::EightHour => floor_to(t, 8 * HOUR),
+            Granularity::Day => floor_to(t, DAY),
             Granularity::Week => {
                 // 1970-01-01 was a Thursday, so Monday-based weekday = (days + 3) mod 7.
                 let days = t.div_euclid(DAY);
                 clamp_millis(days - (days + 3).rem_euclid(7), 0)
             }
-            Granularity::Month | Granularity::Quarter | Granularity::Year => {
+            Granularity::Month => {
+                let days = t.div_euclid(DAY);
+                let (_, _, d) = civil_from_days(days);
+                clamp_millis(days - i64::from(d) + 1, 0)
+            }
+            Granularity::Quarter | Granularity::Year => {
                 let (y, m) = self.calendar_bucket(t);
                 clamp_millis(days_from_civil(y, m, 1), 0)
             }
-            _ => match self.fixed_ms() {
-                Some(width) => t.div_euclid(width).saturating_mul(width),
-                None => t,
-            },
+            Granularity::All => i64::MIN,
         }
     }
 
@@ -324,6 +344,7 @@ impl Granularity {
     /// Start of the bucket after the one starting at `bucket_start`. All -> i64::MAX; None ->
     /// bucket_start+1. An unaligned argument gives the bucket after the one holding it, and the
     /// result saturates at i64::MAX.
+    #[inline]
     pub fn next(self, bucket_start: Millis) -> Millis {
         match self {
             Granularity::None => bucket_start.saturating_add(1),
@@ -347,6 +368,7 @@ impl Granularity {
     }
 
     /// Whether `t` is the start of a bucket (always true for `None`; only i64::MIN for `All`).
+    #[inline]
     pub fn is_aligned(self, t: Millis) -> bool {
         self.truncate(t) == t
     }
@@ -357,16 +379,10 @@ impl Granularity {
     pub fn buckets(self, interval: Interval) -> impl Iterator<Item = Interval> {
         let first = (interval.start < interval.end).then(|| {
             let start = self.truncate(interval.start);
-            Interval {
-                start,
-                end: self.next(start),
-            }
+            Interval { start, end: self.next(start) }
         });
         std::iter::successors(first, move |prev| {
-            (prev.end < interval.end).then(|| Interval {
-                start: prev.end,
-                end: self.next(prev.end),
-            })
+            (prev.end < interval.end).then(|| Interval { start: prev.end, end: self.next(prev.end) })
         })
     }
 }
@@ -424,10 +440,7 @@ impl Interval {
     /// partial ISO 8601 ("2013-08-31", "2013-08-31T01", "2013-08-31T01:02:33.5+05:30", no zone =
     /// UTC) and periods are case-insensitive ("pt1h", "P1D").
     pub fn parse(s: &str) -> Result<Self, TimeError> {
-        let invalid = |reason: String| TimeError::InvalidInterval {
-            value: echo(s),
-            reason,
-        };
+        let invalid = |reason: String| TimeError::InvalidInterval { value: echo(s), reason };
         let Some((left, right)) = s.split_once('/') else {
             return Err(invalid(
                 "expected \"start/end\", \"start/period\" or \"period/end\" with one '/'".into(),
@@ -435,8 +448,7 @@ impl Interval {
         };
         if right.contains('/') {
             return Err(invalid(
-                "found more than one '/' (expected \"start/end\", \"start/period\" or \"period/end\")"
-                    .into(),
+                "found more than one '/' (expected \"start/end\", \"start/period\" or \"period/end\")".into(),
             ));
         }
         let is_period = |p: &str| matches!(p.as_bytes().first(), Some(b'P' | b'p'));
@@ -451,17 +463,12 @@ impl Interval {
         };
         let period = |which: &str, text: &str| {
             parse_period(text).map_err(|reason| {
-                invalid(format!(
-                    "{which} \"{}\" is not an ISO 8601 period: {reason}",
-                    echo(text)
-                ))
+                invalid(format!("{which} \"{}\" is not an ISO 8601 period: {reason}", echo(text)))
             })
         };
         let (start, end) = match (is_period(left), is_period(right)) {
             (true, true) => {
-                return Err(invalid(
-                    "both sides are periods (expected at least one datetime)".into(),
-                ));
+                return Err(invalid("both sides are periods (expected at least one datetime)".into()));
             }
             (false, true) => {
                 let start = instant("start", left)?;
@@ -536,9 +543,8 @@ impl Serialize for Interval {
 
 impl<'de> Deserialize<'de> for Interval {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(ParseVisitor::new(
-            "an interval string such as \"2013-08-31/2013-09-01\"",
-        ))
+        deserializer
+            .deserialize_str(ParseVisitor::new("an interval string such as \"2013-08-31/2013-09-01\""))
     }
 }
 
@@ -571,10 +577,7 @@ pub struct Period {
 impl Period {
     /// Parses an ISO 8601 period such as "P1D", "PT10M", "pt0.5s" or "P1Y2M3W4DT5H6M7.5S".
     pub fn parse(s: &str) -> Result<Self, TimeError> {
-        parse_period(s).map_err(|reason| TimeError::InvalidPeriod {
-            value: echo(s),
-            reason,
-        })
+        parse_period(s).map_err(|reason| TimeError::InvalidPeriod { value: echo(s), reason })
     }
 
     /// `t + self`: years then months are added on the UTC calendar with the day of month clamped
@@ -618,12 +621,7 @@ impl fmt::Display for Period {
     /// Canonical ISO form with zero fields left out: "PT10M", "P1D", "PT0.500S", "PT0S".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("P")?;
-        let date = [
-            (self.years, 'Y'),
-            (self.months, 'M'),
-            (self.weeks, 'W'),
-            (self.days, 'D'),
-        ];
+        let date = [(self.years, 'Y'), (self.months, 'M'), (self.weeks, 'W'), (self.days, 'D')];
         for (v, unit) in date {
             if v != 0 {
                 write!(f, "{v}{unit}")?;
@@ -642,9 +640,10 @@ impl fmt::Display for Period {
             if sec_ms != 0 {
                 let sign = if sec_ms < 0 { "-" } else { "" };
                 let abs = sec_ms.unsigned_abs();
-                write!(f, "{sign}{}", abs / 1000)?;
-                if abs % 1000 != 0 {
-                    write!(f, ".{:03}", abs % 1000)?;
+                let (whole, frac) = (abs / 1000, abs % 1000);
+                write!(f, "{sign}{whole}")?;
+                if frac != 0 {
+                    write!(f, ".{frac:03}")?;
                 }
                 f.write_str("S")?;
             }
@@ -671,9 +670,7 @@ impl Serialize for Period {
 
 impl<'de> Deserialize<'de> for Period {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(ParseVisitor::new(
-            "an ISO 8601 period string such as \"PT1H\"",
-        ))
+        deserializer.deserialize_str(ParseVisitor::new("an ISO 8601 period string such as \"PT1H\""))
     }
 }
 
@@ -726,10 +723,9 @@ fn parse_period(s: &str) -> Result<Period, String> {
         }
         if i == digits_start {
             return Err(match b.get(i) {
-                Some(_) => format!(
-                    "expected a number at position {i} but found {:?} {PERIOD_EXAMPLES}",
-                    char_at(i)
-                ),
+                Some(_) => {
+                    format!("expected a number at position {i} but found {:?} {PERIOD_EXAMPLES}", char_at(i))
+                }
                 None => format!("expected a number at position {i} {PERIOD_EXAMPLES}"),
             });
         }
@@ -746,9 +742,7 @@ fn parse_period(s: &str) -> Result<Period, String> {
                 if n < 3 {
                     frac_ms += i64::from(d - b'0') * [100, 10, 1][n];
                 } else if n >= 9 {
-                    return Err(format!(
-                        "the fraction at position {frac_start} has more than 9 digits"
-                    ));
+                    return Err(format!("the fraction at position {frac_start} has more than 9 digits"));
                 }
                 i += 1;
             }
@@ -802,10 +796,7 @@ fn parse_period(s: &str) -> Result<Period, String> {
         }
         let signed = if neg { -v } else { v };
         let value = i32::try_from(signed).map_err(|_| {
-            format!(
-                "the number at position {num_start} is too large (expected at most {})",
-                i32::MAX
-            )
+            format!("the number at position {num_start} is too large (expected at most {})", i32::MAX)
         })?;
         match rank {
             0 => p.years = value,
@@ -825,9 +816,7 @@ fn parse_period(s: &str) -> Result<Period, String> {
         i += 1;
     }
     if components == 0 {
-        return Err(format!(
-            "it has no components after \"P\" (expected at least one) {PERIOD_EXAMPLES}"
-        ));
+        return Err(format!("it has no components after \"P\" (expected at least one) {PERIOD_EXAMPLES}"));
     }
     Ok(p)
 }
@@ -848,38 +837,35 @@ pub fn format_iso(t: Millis) -> String {
 
 fn write_iso<W: fmt::Write>(w: &mut W, t: Millis) -> fmt::Result {
     let (y, mo, d) = civil_from_days(t.div_euclid(DAY));
-    let ms = t.rem_euclid(DAY);
-    if (0..=9999).contains(&y) {
-        push_digits(w, y as u32, 4)?;
+    // In 0..DAY, so every component below fits u32.
+    let ms = t.rem_euclid(DAY) as u32;
+    // Filled into a byte buffer and written once: formatting runs per segment and per log line,
+    // and char-at-a-time writes through `fmt::Write` cost several times more.
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut buf[5..7], mo);
+    put_digits(&mut buf[8..10], d);
+    put_digits(&mut buf[11..13], ms / 3_600_000);
+    put_digits(&mut buf[14..16], ms / 60_000 % 60);
+    put_digits(&mut buf[17..19], ms / 1000 % 60);
+    put_digits(&mut buf[20..23], ms % 1000);
+    let rest = if (0..=9999).contains(&y) {
+        put_digits(&mut buf[..4], y as u32);
+        &buf[..]
     } else {
         write!(w, "{y:+05}")?;
-    }
-    w.write_char('-')?;
-    push_digits(w, mo, 2)?;
-    w.write_char('-')?;
-    push_digits(w, d, 2)?;
-    w.write_char('T')?;
-    // ms is in 0..DAY, so every component fits u32.
-    let ms = ms as u32;
-    push_digits(w, ms / 3_600_000, 2)?;
-    w.write_char(':')?;
-    push_digits(w, ms / 60_000 % 60, 2)?;
-    w.write_char(':')?;
-    push_digits(w, ms / 1000 % 60, 2)?;
-    w.write_char('.')?;
-    push_digits(w, ms % 1000, 3)?;
-    w.write_char('Z')
+        &buf[4..]
+    };
+    // Always ASCII; mapping the impossible error keeps this free of panic paths.
+    w.write_str(std::str::from_utf8(rest).map_err(|_| fmt::Error)?)
 }
 
-/// Writes `v` zero-padded to exactly `width` digits (v < 10^width).
+/// Writes the low `out.len()` decimal digits of `v` into `out`, zero-padded.
 #[inline]
-fn push_digits<W: fmt::Write>(w: &mut W, v: u32, width: u32) -> fmt::Result {
-    let mut div = 10u32.pow(width - 1);
-    while div > 0 {
-        w.write_char(char::from(b'0' + (v / div % 10) as u8))?;
-        div /= 10;
+fn put_digits(out: &mut [u8], mut v: u32) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
     }
-    Ok(())
 }
 
 /// Parses the ISO 8601 forms Druid specs use: "2013-08-31", "2013-08-31T01",
@@ -901,19 +887,9 @@ enum Fail<'p> {
     /// A pattern literal did not match at byte `pos`.
     Literal { pos: usize, literal: &'p str },
     /// A field value outside its range.
-    Range {
-        field: &'static str,
-        value: i64,
-        min: i64,
-        max: i64,
-    },
+    Range { field: &'static str, value: i64, min: i64, max: i64 },
     /// A day of month past the month's end.
-    Day {
-        year: i64,
-        month: u32,
-        day: u32,
-        max: u32,
-    },
+    Day { year: i64, month: u32, day: u32, max: u32 },
     /// The instant does not fit i64 millis.
     Overflow,
     /// A JSON number given to a string-only format.
@@ -932,18 +908,12 @@ impl Fail<'_> {
         match *self {
             Fail::Unexpected { pos, expected } => format!("{} (expected {expected})", found(pos)),
             Fail::Literal { pos, literal } => format!("{} (expected {literal:?})", found(pos)),
-            Fail::Range {
-                field,
-                value,
-                min,
-                max,
-            } => format!("{field} {value} is out of range (expected {min}-{max})"),
-            Fail::Day {
-                year,
-                month,
-                day,
-                max,
-            } => format!("day {day} is out of range for {year:04}-{month:02} (expected 1-{max})"),
+            Fail::Range { field, value, min, max } => {
+                format!("{field} {value} is out of range (expected {min}-{max})")
+            }
+            Fail::Day { year, month, day, max } => {
+                format!("day {day} is out of range for {year:04}-{month:02} (expected 1-{max})")
+            }
             Fail::Overflow => "it is outside the representable range (expected an instant within \
                                about 292 million years of 1970)"
                 .into(),
@@ -1007,7 +977,8 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn eat_ci(&mut self, lit: &[u8]) -> bool {
         match self.b.get(self.pos..self.pos + lit.len()) {
-            Some(s) if s.eq_ignore_ascii_case(lit) => {
+            // Exact first: most literals are punctuation, and a plain compare is cheaper.
+            Some(s) if s == lit || s.eq_ignore_ascii_case(lit) => {
                 self.pos += lit.len();
                 true
             }
@@ -1016,17 +987,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// Exactly `n` (<= 9) digits.
-    #[inline]
+    #[inline(always)]
     fn fixed<'p>(&mut self, n: usize, expected: &'static str) -> Result<u32, Fail<'p>> {
         let mut v = 0u32;
         for k in 0..n {
             match self.b.get(self.pos + k) {
                 Some(&d) if d.is_ascii_digit() => v = v * 10 + u32::from(d - b'0'),
                 _ => {
-                    return Err(Fail::Unexpected {
-                        pos: self.pos + k,
-                        expected,
-                    });
+                    return Err(Fail::Unexpected { pos: self.pos + k, expected });
                 }
             }
         }
@@ -1047,10 +1015,7 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
         }
         if self.pos == start {
-            return Err(Fail::Unexpected {
-                pos: start,
-                expected,
-            });
+            return Err(Fail::Unexpected { pos: start, expected });
         }
         Ok((v, self.pos - start))
     }
@@ -1070,10 +1035,7 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
         }
         match self.pos - start {
-            0 => Err(Fail::Unexpected {
-                pos: start,
-                expected,
-            }),
+            0 => Err(Fail::Unexpected { pos: start, expected }),
             1 => Ok(ms * 100),
             2 => Ok(ms * 10),
             _ => Ok(ms),
@@ -1097,20 +1059,10 @@ impl<'a> Cursor<'a> {
                     0
                 };
                 if h > 23 {
-                    return Err(Fail::Range {
-                        field: "offset hour",
-                        value: i64::from(h),
-                        min: 0,
-                        max: 23,
-                    });
+                    return Err(Fail::Range { field: "offset hour", value: i64::from(h), min: 0, max: 23 });
                 }
                 if m > 59 {
-                    return Err(Fail::Range {
-                        field: "offset minute",
-                        value: i64::from(m),
-                        min: 0,
-                        max: 59,
-                    });
+                    return Err(Fail::Range { field: "offset minute", value: i64::from(m), min: 0, max: 59 });
                 }
                 let v = i64::from(h) * HOUR + i64::from(m) * MINUTE;
                 Ok(Some(if sign == b'-' { -v } else { v }))
@@ -1137,72 +1089,73 @@ fn build_millis<'p>(
         if (min..=max).contains(&i64::from(value)) {
             Ok(())
         } else {
-            Err(Fail::Range {
-                field,
-                value: i64::from(value),
-                min,
-                max,
-            })
+            Err(Fail::Range { field, value: i64::from(value), min, max })
         }
     };
     range("month", month, 1, 12)?;
     let max = days_in_month(year, month);
     if day < 1 || day > max {
-        return Err(Fail::Day {
-            year,
-            month,
-            day,
-            max,
-        });
+        return Err(Fail::Day { year, month, day, max });
     }
     range("hour", hour, 0, 23)?;
     range("minute", minute, 0, 59)?;
     range("second", second, 0, 59)?;
-    let tod = i64::from(hour) * HOUR
-        + i64::from(minute) * MINUTE
-        + i64::from(second) * SECOND
-        + i64::from(milli)
-        - offset_ms;
-    days_from_civil(year, month, day)
-        .checked_mul(DAY)
-        .and_then(|v| v.checked_add(tod))
-        .ok_or(Fail::Overflow)
+    let tod =
+        i64::from(hour) * HOUR + i64::from(minute) * MINUTE + i64::from(second) * SECOND + i64::from(milli)
+            - offset_ms;
+    // In i128 because the first and last days in range overflow i64 at midnight even though
+    // their later or earlier instants fit.
+    let t = i128::from(days_from_civil(year, month, day)) * i128::from(DAY) + i128::from(tod);
+    i64::try_from(t).map_err(|_| Fail::Overflow)
+}
+
+/// Two ASCII digits as a number, if both are digits.
+#[inline(always)]
+fn two_digits(hi: u8, lo: u8) -> Option<u32> {
+    let (h, l) = (hi.wrapping_sub(b'0'), lo.wrapping_sub(b'0'));
+    (h < 10 && l < 10).then_some(u32::from(h) * 10 + u32::from(l))
 }
 
 /// The ISO parser behind [`parse_iso`]; `lenient` adds Druid auto's extras (a space instead of
 /// 'T', and " UTC"/" GMT"/" Z"/" +08:00" after the time).
+#[inline]
 fn parse_iso_bytes<'p>(b: &[u8], lenient: bool) -> Result<Millis, Fail<'p>> {
+    // Fast path for the shape nearly every event has, a full "YYYY-MM-DDTHH:MM:SS" head: one
+    // bounds check and branch-light digit checks instead of a field-by-field walk. Anything else
+    // (including every error) falls through to the general parser below.
+    if let Some(&[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, sep, h0, h1, b':', n0, n1, b':', s0, s1]) =
+        b.get(..19)
+        && (matches!(sep, b'T' | b't') || (lenient && sep == b' '))
+        && let (Some(yh), Some(yl), Some(month), Some(day)) =
+            (two_digits(y0, y1), two_digits(y2, y3), two_digits(m0, m1), two_digits(d0, d1))
+        && let (Some(hour), Some(minute), Some(second)) =
+            (two_digits(h0, h1), two_digits(n0, n1), two_digits(s0, s1))
+    {
+        let mut c = Cursor { b, pos: 19 };
+        let date = (i64::from(yh * 100 + yl), month, day);
+        return iso_after_seconds(&mut c, lenient, date, (hour, minute, second));
+    }
+
     let mut c = Cursor::new(b);
     let year = match c.peek() {
         Some(sign @ (b'+' | b'-')) => {
             c.pos += 1;
             let (v, n) = c.digits(9, "year digits after the sign")?;
             if n < 4 {
-                return Err(Fail::Unexpected {
-                    pos: c.pos,
-                    expected: "at least 4 year digits",
-                });
+                return Err(Fail::Unexpected { pos: c.pos, expected: "at least 4 year digits" });
             }
-            if sign == b'-' {
-                -i64::from(v)
-            } else {
-                i64::from(v)
-            }
+            if sign == b'-' { -i64::from(v) } else { i64::from(v) }
         }
         _ => i64::from(c.fixed(4, "a 4-digit year")?),
     };
-    let (mut month, mut day) = (1, 1);
-    let (mut hour, mut minute, mut second, mut milli, mut offset) = (0, 0, 0, 0, 0);
     let mut expected = "'-' or end of input";
+    let (mut month, mut day) = (1, 1);
+    let (mut hour, mut minute, mut offset) = (0, 0, 0);
     if c.eat(b'-') {
         month = c.fixed(2, "a 2-digit month")?;
         if c.eat(b'-') {
             day = c.fixed(2, "a 2-digit day")?;
-            expected = if lenient {
-                "'T', ' ' or end of input"
-            } else {
-                "'T' or end of input"
-            };
+            expected = if lenient { "'T', ' ' or end of input" } else { "'T' or end of input" };
             if matches!(c.peek(), Some(b'T' | b't')) || (lenient && c.peek() == Some(b' ')) {
                 c.pos += 1;
                 hour = c.fixed(2, "a 2-digit hour")?;
@@ -1210,27 +1163,12 @@ fn parse_iso_bytes<'p>(b: &[u8], lenient: bool) -> Result<Millis, Fail<'p>> {
                 if c.eat(b':') {
                     minute = c.fixed(2, "2-digit minutes")?;
                     if c.eat(b':') {
-                        second = c.fixed(2, "2-digit seconds")?;
-                        expected = "'.', a zone or end of input";
-                        if matches!(c.peek(), Some(b'.' | b',')) {
-                            c.pos += 1;
-                            milli = c.fraction_ms(9, "fraction digits")?;
-                            expected = "a zone or end of input";
-                        }
+                        let second = c.fixed(2, "2-digit seconds")?;
+                        let date = (year, month, day);
+                        return iso_after_seconds(&mut c, lenient, date, (hour, minute, second));
                     }
                 }
-                let before_zone = c.pos;
-                if lenient && c.eat(b' ') {
-                    if c.eat_ci(b"UTC") || c.eat_ci(b"GMT") {
-                        expected = "end of input";
-                    } else if let Some(o) = c.offset()? {
-                        offset = o;
-                        expected = "end of input";
-                    } else {
-                        // Point the error at the space itself.
-                        c.pos = before_zone;
-                    }
-                } else if let Some(o) = c.offset()? {
+                if let Some(o) = iso_zone(&mut c, lenient)? {
                     offset = o;
                     expected = "end of input";
                 }
@@ -1238,17 +1176,72 @@ fn parse_iso_bytes<'p>(b: &[u8], lenient: bool) -> Result<Millis, Fail<'p>> {
         }
     }
     if !c.at_end() {
-        return Err(Fail::Unexpected {
-            pos: c.pos,
-            expected,
-        });
+        return Err(Fail::Unexpected { pos: c.pos, expected });
+    }
+    build_millis(year, month, day, hour, minute, 0, 0, offset)
+}
+
+/// The rest of an ISO datetime after its seconds: an optional fraction, an optional zone, end.
+#[inline(always)]
+fn iso_after_seconds<'p>(
+    c: &mut Cursor<'_>,
+    lenient: bool,
+    (year, month, day): (i64, u32, u32),
+    (hour, minute, second): (u32, u32, u32),
+) -> Result<Millis, Fail<'p>> {
+    if c.at_end() {
+        return build_millis(year, month, day, hour, minute, second, 0, 0);
+    }
+    let mut expected = "'.', a zone or end of input";
+    let mut milli = 0;
+    if matches!(c.peek(), Some(b'.' | b',')) {
+        c.pos += 1;
+        milli = c.fraction_ms(9, "fraction digits")?;
+        expected = "a zone or end of input";
+    }
+    let mut offset = 0;
+    if let Some(o) = iso_zone(c, lenient)? {
+        offset = o;
+        expected = "end of input";
+    }
+    if !c.at_end() {
+        return Err(Fail::Unexpected { pos: c.pos, expected });
     }
     build_millis(year, month, day, hour, minute, second, milli, offset)
 }
 
+/// An optional zone after an ISO time, in millis east of UTC. Lenient (Druid auto) also takes
+/// it after one space, plus the names "UTC" and "GMT" there.
+#[inline]
+fn iso_zone<'p>(c: &mut Cursor<'_>, lenient: bool) -> Result<Option<i64>, Fail<'p>> {
+    if lenient && c.peek() == Some(b' ') {
+        let space = c.pos;
+        c.pos += 1;
+        if c.eat_ci(b"UTC") || c.eat_ci(b"GMT") {
+            return Ok(Some(0));
+        }
+        let zone = c.offset()?;
+        if zone.is_none() {
+            // Not a zone after all: point any error at the space itself.
+            c.pos = space;
+        }
+        return Ok(zone);
+    }
+    c.offset()
+}
+
 /// A decimal string ("-12", "1377910953.123") times 10^`shift`, floored to an integer. Exact:
 /// the digits are kept in an i128, never a float.
+#[inline]
 fn parse_scaled_decimal<'p>(b: &[u8], shift: i32) -> Result<Millis, Fail<'p>> {
+    // Fast path for the common plain integer: up to 18 digits cannot overflow an i64.
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
+        let magnitude = digits.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+        let v = if digits.len() == b.len() { magnitude } else { -magnitude };
+        let scale = 10i64.pow(shift.unsigned_abs());
+        return if shift >= 0 { v.checked_mul(scale).ok_or(Fail::Overflow) } else { Ok(v.div_euclid(scale)) };
+    }
     let neg = b.first() == Some(&b'-');
     let mut i = usize::from(neg);
     let mut mant: i128 = 0;
@@ -1264,10 +1257,7 @@ fn parse_scaled_decimal<'p>(b: &[u8], shift: i32) -> Result<Millis, Fail<'p>> {
         i += 1;
     }
     if i == int_start {
-        return Err(Fail::Unexpected {
-            pos: i,
-            expected: "a digit",
-        });
+        return Err(Fail::Unexpected { pos: i, expected: "a digit" });
     }
     let mut frac_digits = 0i32;
     // Digits past the 17th are dropped (they cannot matter at millisecond precision) but a
@@ -1288,31 +1278,20 @@ fn parse_scaled_decimal<'p>(b: &[u8], shift: i32) -> Result<Millis, Fail<'p>> {
             i += 1;
         }
         if i == frac_start {
-            return Err(Fail::Unexpected {
-                pos: i,
-                expected: "a digit after '.'",
-            });
+            return Err(Fail::Unexpected { pos: i, expected: "a digit after '.'" });
         }
     }
     if i != b.len() {
-        return Err(Fail::Unexpected {
-            pos: i,
-            expected: "a digit, '.' or end of input",
-        });
+        return Err(Fail::Unexpected { pos: i, expected: "a digit, '.' or end of input" });
     }
     let v = if neg { -mant } else { mant };
     let exp = shift - frac_digits;
     let scaled = if exp >= 0 {
-        v.checked_mul(10i128.pow(exp.unsigned_abs()))
-            .ok_or(Fail::Overflow)?
+        v.checked_mul(10i128.pow(exp.unsigned_abs())).ok_or(Fail::Overflow)?
     } else {
         let p = 10i128.pow(exp.unsigned_abs());
         let q = v.div_euclid(p);
-        if neg && dropped_nonzero && v.rem_euclid(p) == 0 {
-            q - 1
-        } else {
-            q
-        }
+        if neg && dropped_nonzero && v.rem_euclid(p) == 0 { q - 1 } else { q }
     };
     i64::try_from(scaled).map_err(|_| Fail::Overflow)
 }
@@ -1432,9 +1411,7 @@ impl TimestampFormat {
             TimestampFormat::Nano => Ok(v / 1e6),
             TimestampFormat::Iso | TimestampFormat::Pattern(_) => Err(Fail::NumberForStringFormat),
         };
-        scaled
-            .and_then(float_to_millis)
-            .map_err(|f| ts_error(&v.to_string(), self.name_str(), f))
+        scaled.and_then(float_to_millis).map_err(|f| ts_error(&v.to_string(), self.name_str(), f))
     }
 }
 
@@ -1446,11 +1423,8 @@ fn float_to_millis<'p>(x: f64) -> Result<Millis, Fail<'p>> {
         return Err(Fail::NotFinite);
     }
     let nearest = x.round();
-    let snapped = if (x - nearest).abs() <= nearest.abs().max(1.0) * 4.0 * f64::EPSILON {
-        nearest
-    } else {
-        x.floor()
-    };
+    let snapped =
+        if (x - nearest).abs() <= nearest.abs().max(1.0) * 4.0 * f64::EPSILON { nearest } else { x.floor() };
     // -2^63 is exactly representable; 2^63 is the first float past i64::MAX.
     if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&snapped) {
         Ok(snapped as i64)
@@ -1498,15 +1472,7 @@ const MONTH_NAMES: [&str; 12] = [
     "November",
     "December",
 ];
-const DAY_NAMES: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const DAY_NAMES: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 const PATTERN_HELP: &str = "expected auto, iso, millis, posix, micro, nano, or a Joda pattern \
                             using y M d H h m s S a Z E and 'quoted' literals";
@@ -1573,10 +1539,7 @@ impl RawToken {
 impl JodaPattern {
     /// Compiles a pattern once, for any number of allocation-free [`Self::parse`] calls.
     pub fn compile(pattern: &str) -> Result<Self, TimeError> {
-        let invalid = |reason: String| TimeError::InvalidPattern {
-            pattern: echo(pattern),
-            reason,
-        };
+        let invalid = |reason: String| TimeError::InvalidPattern { pattern: echo(pattern), reason };
         if pattern.is_empty() {
             return Err(invalid(format!("it is empty ({PATTERN_HELP})")));
         }
@@ -1599,18 +1562,10 @@ impl JodaPattern {
                 }
                 RawToken::Field { letter, count, pos } => (*letter, *count, *pos),
             };
-            let number = |field| Token::Number {
-                field,
-                max_digits: count.clamp(2, 9),
-            };
+            let number = |field| Token::Number { field, max_digits: count.clamp(2, 9) };
             tokens.push(match letter {
-                'y' | 'Y' if count == 2 => Token::TwoDigitYear {
-                    lenient: !next_numeric,
-                    pivot,
-                },
-                'y' | 'Y' => Token::Year {
-                    max_digits: if next_numeric { count.min(9) } else { 9 },
-                },
+                'y' | 'Y' if count == 2 => Token::TwoDigitYear { lenient: !next_numeric, pivot },
+                'y' | 'Y' => Token::Year { max_digits: if next_numeric { count.min(9) } else { 9 } },
                 'M' if count >= 3 => Token::MonthName,
                 'M' => number(NumField::Month),
                 'd' => number(NumField::Day),
@@ -1618,9 +1573,7 @@ impl JodaPattern {
                 'h' => number(NumField::ClockHour12),
                 'm' => number(NumField::Minute),
                 's' => number(NumField::Second),
-                'S' => Token::Fraction {
-                    max_digits: count.min(9),
-                },
+                'S' => Token::Fraction { max_digits: count.min(9) },
                 'a' => Token::HalfDay,
                 'E' => Token::DayName,
                 'Z' if count <= 2 => Token::Offset,
@@ -1644,10 +1597,7 @@ impl JodaPattern {
                 }
             });
         }
-        Ok(JodaPattern {
-            source: pattern.to_owned(),
-            tokens,
-        })
+        Ok(JodaPattern { source: pattern.to_owned(), tokens })
     }
 
     /// The pattern as written.
@@ -1657,8 +1607,7 @@ impl JodaPattern {
 
     /// Parses `s` against the pattern; the whole string must match.
     pub fn parse(&self, s: &str) -> Result<Millis, TimeError> {
-        self.parse_bytes(s.as_bytes())
-            .map_err(|f| ts_error(s, &self.source, f))
+        self.parse_bytes(s.as_bytes()).map_err(|f| ts_error(s, &self.source, f))
     }
 
     fn parse_bytes<'p>(&'p self, b: &[u8]) -> Result<Millis, Fail<'p>> {
@@ -1672,10 +1621,7 @@ impl JodaPattern {
             match tok {
                 Token::Literal(lit) => {
                     if !c.eat_ci(lit.as_bytes()) {
-                        return Err(Fail::Literal {
-                            pos: c.pos,
-                            literal: lit,
-                        });
+                        return Err(Fail::Literal { pos: c.pos, literal: lit });
                     }
                 }
                 Token::Year { max_digits } => {
@@ -1684,11 +1630,7 @@ impl JodaPattern {
                         c.pos += 1;
                     }
                     let (v, _) = c.digits(*max_digits, "year digits")?;
-                    year = if sign == Some(b'-') {
-                        -i64::from(v)
-                    } else {
-                        i64::from(v)
-                    };
+                    year = if sign == Some(b'-') { -i64::from(v) } else { i64::from(v) };
                 }
                 Token::TwoDigitYear { lenient, pivot } => {
                     year = if *lenient {
@@ -1764,10 +1706,7 @@ impl JodaPattern {
                     } else if c.eat_ci(b"PM") {
                         true
                     } else {
-                        return Err(Fail::Unexpected {
-                            pos: c.pos,
-                            expected: "\"AM\" or \"PM\"",
-                        });
+                        return Err(Fail::Unexpected { pos: c.pos, expected: "\"AM\" or \"PM\"" });
                     });
                 }
                 Token::Offset => {
@@ -1779,10 +1718,7 @@ impl JodaPattern {
             }
         }
         if !c.at_end() {
-            return Err(Fail::Unexpected {
-                pos: c.pos,
-                expected: "end of input",
-            });
+            return Err(Fail::Unexpected { pos: c.pos, expected: "end of input" });
         }
         // 12 AM is midnight and 12 PM is noon; with H and a, the half-day wins as in Joda.
         let half = |h: u32, pm: bool| h % 12 + if pm { 12 } else { 0 };
@@ -1818,11 +1754,7 @@ fn tokenize_pattern(pattern: &str) -> Result<Vec<RawToken>, String> {
         let (pos, ch) = chars[k];
         if ch.is_ascii_alphabetic() {
             let count = chars[k..].iter().take_while(|(_, c)| *c == ch).count();
-            raw.push(RawToken::Field {
-                letter: ch,
-                count,
-                pos,
-            });
+            raw.push(RawToken::Field { letter: ch, count, pos });
             k += count;
         } else if ch == '\'' {
             if chars.get(k + 1).is_some_and(|(_, c)| *c == '\'') {
@@ -1863,20 +1795,19 @@ fn tokenize_pattern(pattern: &str) -> Result<Vec<RawToken>, String> {
     Ok(raw)
 }
 
-/// Matches a full name or its 3-letter abbreviation (case-insensitive, longest first) and returns
-/// its index.
+/// Matches a full name or its 3-letter abbreviation (case-insensitive, the full name when both
+/// fit) and returns its index. The abbreviations are unique, so one pass decides.
+#[inline]
 fn match_name(c: &mut Cursor<'_>, names: &[&str]) -> Option<u32> {
-    for (i, name) in names.iter().enumerate() {
-        if c.eat_ci(name.as_bytes()) {
-            return Some(i as u32);
-        }
+    // `| 0x20` lowercases ASCII letters and maps no other byte onto one, so comparing these keys
+    // is a case-insensitive compare of the abbreviations.
+    let key = |b: &[u8]| u32::from_le_bytes([b[0] | 0x20, b[1] | 0x20, b[2] | 0x20, 0]);
+    let head = key(c.b.get(c.pos..c.pos + 3)?);
+    let i = names.iter().position(|name| key(name.as_bytes()) == head)?;
+    if !c.eat_ci(names[i].as_bytes()) {
+        c.pos += 3;
     }
-    for (i, name) in names.iter().enumerate() {
-        if c.eat_ci(&name.as_bytes()[..3]) {
-            return Some(i as u32);
-        }
-    }
-    None
+    Some(i as u32)
 }
 
 /// Joda/SimpleDateFormat two-digit years: the year ending in `yy` within [pivot-50, pivot+49].
@@ -1899,10 +1830,7 @@ struct ParseVisitor<T> {
 
 impl<T> ParseVisitor<T> {
     fn new(expecting: &'static str) -> Self {
-        ParseVisitor {
-            expecting,
-            _out: PhantomData,
-        }
+        ParseVisitor { expecting, _out: PhantomData }
     }
 }
 
@@ -1962,10 +1890,7 @@ mod tests {
             assert_eq!(g.to_string(), *name);
         }
         assert_eq!(Granularity::parse("DAY"), Ok(Granularity::Day));
-        assert_eq!(
-            Granularity::parse("Fifteen_Minute"),
-            Ok(Granularity::FifteenMinute)
-        );
+        assert_eq!(Granularity::parse("Fifteen_Minute"), Ok(Granularity::FifteenMinute));
         assert_eq!(
             Granularity::parse("DAYS").unwrap_err().to_string(),
             "unknown granularity \"DAYS\" (expected one of: none, second, minute, five_minute, \
@@ -2061,8 +1986,8 @@ mod tests {
     #[test]
     fn granularity_saturates_at_the_ends_of_time() {
         for g in Granularity::ALL {
-            assert!(g.truncate(i64::MIN) <= i64::MIN, "{g}");
-            assert!(g.truncate(i64::MAX) <= i64::MAX, "{g}");
+            assert_eq!(g.truncate(i64::MIN), i64::MIN, "{g}");
+            assert_eq!(g.next(g.truncate(i64::MAX)), i64::MAX, "{g}");
             assert_eq!(g.next(i64::MAX), i64::MAX, "{g}");
         }
     }
@@ -2085,19 +2010,13 @@ mod tests {
         assert_eq!(months[1], Interval::parse("2013-02-01/2013-03-01").unwrap());
         assert_eq!(
             Granularity::All.buckets(q1).collect::<Vec<_>>(),
-            [Interval {
-                start: i64::MIN,
-                end: i64::MAX
-            }]
+            [Interval { start: i64::MIN, end: i64::MAX }]
         );
         assert_eq!(Granularity::Year.buckets(q1).count(), 1);
         assert_eq!(Granularity::Hour.buckets(q1).count(), 76 * 24);
         let empty = Interval { start: 10, end: 10 };
         assert_eq!(Granularity::Day.buckets(empty).count(), 0);
-        assert_eq!(
-            Granularity::None.buckets(Interval { start: -2, end: 1 }).count(),
-            3
-        );
+        assert_eq!(Granularity::None.buckets(Interval { start: -2, end: 1 }).count(), 3);
     }
 
     proptest! {
@@ -2356,6 +2275,29 @@ mod tests {
         assert!(msg.to_string().contains("outside the representable range"), "{msg}");
     }
 
+    proptest! {
+        #[test]
+        fn numeric_strings_read_like_numbers(v in any::<i64>()) {
+            let formats = [
+                TimestampFormat::Auto,
+                TimestampFormat::Millis,
+                TimestampFormat::Posix,
+                TimestampFormat::Micro,
+                TimestampFormat::Nano,
+            ];
+            for f in formats {
+                prop_assert_eq!(f.parse_str(&v.to_string()), f.parse_i64(v));
+            }
+        }
+
+        #[test]
+        fn posix_decimal_strings_are_exact(secs in -10_000_000_000i64..10_000_000_000, ms in 0i64..1000) {
+            let s = format!("{secs}.{ms:03}");
+            let expected = if secs < 0 { secs * 1000 - ms } else { secs * 1000 + ms };
+            prop_assert_eq!(TimestampFormat::Posix.parse_str(&s), Ok(expected));
+        }
+    }
+
     #[test]
     fn pattern_yyyy_mm_dd_hh_mm_ss() {
         let p = fmt("yyyy-MM-dd HH:mm:ss");
@@ -2497,10 +2439,7 @@ mod tests {
     fn interval_forms() {
         let day = Interval::new(iso("2013-08-31"), iso("2013-09-01")).unwrap();
         assert_eq!(Interval::parse("2013-08-31/2013-09-01"), Ok(day));
-        assert_eq!(
-            Interval::parse("2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z"),
-            Ok(day)
-        );
+        assert_eq!(Interval::parse("2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z"), Ok(day));
         assert_eq!(Interval::parse("2013-08-31/P1D"), Ok(day));
         assert_eq!(Interval::parse("2013-08-31/p1d"), Ok(day));
         assert_eq!(Interval::parse("P1D/2013-09-01"), Ok(day));
@@ -2514,31 +2453,22 @@ mod tests {
             Interval::parse("2013-08-31T01:02/2013-08-31T01:02:33.5"),
             Interval::new(iso("2013-08-31T01:02"), iso("2013-08-31T01:02:33.500"))
         );
-        assert_eq!(
-            Interval::parse("2013-01-31/P1M"),
-            Interval::new(iso("2013-01-31"), iso("2013-02-28"))
-        );
-        assert_eq!(
-            Interval::parse("P1M/2013-03-31"),
-            Interval::new(iso("2013-02-28"), iso("2013-03-31"))
-        );
-        assert_eq!(
-            day.to_string(),
-            "2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z"
-        );
+        assert_eq!(Interval::parse("2013-01-31/P1M"), Interval::new(iso("2013-01-31"), iso("2013-02-28")));
+        assert_eq!(Interval::parse("P1M/2013-03-31"), Interval::new(iso("2013-02-28"), iso("2013-03-31")));
+        assert_eq!(day.to_string(), "2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z");
         assert_eq!(Interval::parse(&day.to_string()), Ok(day));
         assert_eq!("2013-08-31/P1D".parse::<Interval>(), Ok(day));
-        let eternity = Interval {
-            start: i64::MIN,
-            end: i64::MAX,
-        };
+        let eternity = Interval { start: i64::MIN, end: i64::MAX };
         assert_eq!(Interval::parse(&eternity.to_string()), Ok(eternity));
     }
 
     #[test]
     fn interval_errors() {
         let cases = [
-            ("2013-09-01/2013-08-31", "start 2013-09-01T00:00:00.000Z is not before end 2013-08-31T00:00:00.000Z (expected start < end)"),
+            (
+                "2013-09-01/2013-08-31",
+                "start 2013-09-01T00:00:00.000Z is not before end 2013-08-31T00:00:00.000Z (expected start < end)",
+            ),
             ("2013-08-31/2013-08-31", "is not before end"),
             ("2013-08-31", "expected \"start/end\""),
             ("a/2013-08-31", "start \"a\" is not an ISO 8601 datetime: unexpected 'a' at position 0"),
@@ -2576,10 +2506,7 @@ mod tests {
         assert!(a.contains_interval(&inner) && a.contains_interval(&a));
         assert!(!a.contains_interval(&b) && !inner.contains_interval(&a));
         assert_eq!(a.duration_ms(), 10);
-        let all = Interval {
-            start: i64::MIN,
-            end: i64::MAX,
-        };
+        let all = Interval { start: i64::MIN, end: i64::MAX };
         assert_eq!(all.duration_ms(), i64::MAX);
     }
 
@@ -2611,24 +2538,9 @@ mod tests {
         let p = Period::parse("P1Y2M3W4DT5H6M7.5S").unwrap();
         assert_eq!(
             p,
-            Period {
-                years: 1,
-                months: 2,
-                weeks: 3,
-                days: 4,
-                hours: 5,
-                minutes: 6,
-                seconds: 7,
-                millis: 500
-            }
+            Period { years: 1, months: 2, weeks: 3, days: 4, hours: 5, minutes: 6, seconds: 7, millis: 500 }
         );
-        assert_eq!(
-            Period::parse("PT0.5S").unwrap(),
-            Period {
-                millis: 500,
-                ..Period::default()
-            }
-        );
+        assert_eq!(Period::parse("PT0.5S").unwrap(), Period { millis: 500, ..Period::default() });
     }
 
     #[test]
@@ -2648,7 +2560,8 @@ mod tests {
             ("P1", "has no designator"),
             ("P1X", "unexpected 'X' at position 2"),
             ("P99999999999D", "too large"),
-            ("PT1TH", "repeated"),
+            ("PT1HT1M", "'T' at position 4 is repeated"),
+            ("PT1TH", "unexpected 'T' at position 3"),
             ("PT1.S", "expected a digit after the decimal point"),
         ];
         for (value, reason) in cases {
@@ -2676,7 +2589,10 @@ mod tests {
         assert_eq!(p("P1M").add_to(i64::MAX), i64::MAX);
         assert_eq!(p("P1D").subtract_from(i64::MIN), i64::MIN);
         assert_eq!(p("P1D").fixed_duration_ms(), Some(DAY));
-        assert_eq!(p("P1W2DT3H4M5.006S").fixed_duration_ms(), Some(WEEK + 2 * DAY + 3 * HOUR + 4 * MINUTE + 5_006));
+        assert_eq!(
+            p("P1W2DT3H4M5.006S").fixed_duration_ms(),
+            Some(WEEK + 2 * DAY + 3 * HOUR + 4 * MINUTE + 5_006)
+        );
         assert_eq!(p("P1M").fixed_duration_ms(), None);
         assert_eq!(p("P1Y").fixed_duration_ms(), None);
     }
@@ -2718,7 +2634,10 @@ mod tests {
         assert!(err.starts_with("unknown granularity \"DAYS\" (expected one of: none,"), "{err}");
         assert_eq!(de::<Period>("pt1h"), Period::parse("PT1H").map_err(|_| unreachable!()));
         assert!(de::<Period>("P").unwrap_err().to_string().contains("period \"P\" is invalid"));
-        assert_eq!(de::<Interval>("2013-08-31/P1D").map(|i| i.to_string()), Ok("2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z".to_owned()));
+        assert_eq!(
+            de::<Interval>("2013-08-31/P1D").map(|i| i.to_string()),
+            Ok("2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z".to_owned())
+        );
         assert_eq!(de::<TimestampFormat>("Posix"), Ok(TimestampFormat::Posix));
         assert!(de::<TimestampFormat>("yyyy-qq").is_err());
     }

@@ -6,8 +6,7 @@ use crate::{DataSourceName, LayoutError, parse_padded_u64};
 /// Top-level directory of the catalog.
 pub(crate) const CATALOG_ROOT: &str = "catalog";
 
-const EXPECTED: &str =
-    "catalog file \"catalog/<dataSource>/{log|snapshot}/<sequence, 20 digits>.json\"";
+const EXPECTED: &str = "catalog file \"catalog/<dataSource>/{log|snapshot}/<sequence, 20 digits>.json\"";
 
 /// One catalog file of a dataSource, by its sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,18 +46,14 @@ pub fn snapshot_path(ds: &DataSourceName, seq: u64) -> String {
 /// Parses a catalog file path back. A path of another shape is `UnrecognizedPath`; one
 /// of this shape whose dataSource breaks the path-part rules is `InvalidName`.
 pub fn parse_catalog_path(path: &str) -> Result<(DataSourceName, CatalogFile), LayoutError> {
-    let unrecognized = || LayoutError::UnrecognizedPath {
-        path: path.to_owned(),
-        expected: EXPECTED.to_owned(),
-    };
+    let unrecognized =
+        || LayoutError::UnrecognizedPath { path: path.to_owned(), expected: EXPECTED.to_owned() };
     let parts: Vec<&str> = path.split('/').collect();
     let [CATALOG_ROOT, ds, kind, file] = parts.as_slice() else {
         return Err(unrecognized());
     };
-    let seq = file
-        .strip_suffix(".json")
-        .and_then(|seq| parse_padded_u64(seq, 20))
-        .ok_or_else(unrecognized)?;
+    let seq =
+        file.strip_suffix(".json").and_then(|seq| parse_padded_u64(seq, 20)).ok_or_else(unrecognized)?;
     let file = match *kind {
         "log" => CatalogFile::Log(seq),
         "snapshot" => CatalogFile::Snapshot(seq),
@@ -86,14 +81,8 @@ mod tests {
         assert_eq!(log, "catalog/wikipedia/log/00000000000000000042.json");
         assert_eq!(parse_catalog_path(&log), Ok((wiki(), CatalogFile::Log(42))));
         let snapshot = snapshot_path(&wiki(), u64::MAX);
-        assert_eq!(
-            snapshot,
-            "catalog/wikipedia/snapshot/18446744073709551615.json"
-        );
-        assert_eq!(
-            parse_catalog_path(&snapshot),
-            Ok((wiki(), CatalogFile::Snapshot(u64::MAX)))
-        );
+        assert_eq!(snapshot, "catalog/wikipedia/snapshot/18446744073709551615.json");
+        assert_eq!(parse_catalog_path(&snapshot), Ok((wiki(), CatalogFile::Snapshot(u64::MAX))));
     }
 
     #[test]

@@ -35,11 +35,7 @@ pub(crate) const REJECTS_ROOT: &str = "rejects";
 pub enum LayoutError {
     /// A name or path part (dataSource, version, file name...) broke a path-part rule.
     #[error("{what} {value:?}: {reason}")]
-    InvalidName {
-        what: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    InvalidName { what: &'static str, value: String, reason: &'static str },
     /// A raw-layout template that cannot describe a usable layout.
     #[error("raw layout template {template:?}: {reason}")]
     InvalidTemplate { template: String, reason: String },
@@ -90,11 +86,7 @@ impl fmt::Display for DataSourceName {
 pub fn validate_path_part(what: &'static str, value: &str) -> Result<(), LayoutError> {
     match path_part_problem(value) {
         None => Ok(()),
-        Some(reason) => Err(LayoutError::InvalidName {
-            what,
-            value: value.to_owned(),
-            reason,
-        }),
+        Some(reason) => Err(LayoutError::InvalidName { what, value: value.to_owned(), reason }),
     }
 }
 
@@ -157,9 +149,7 @@ pub(crate) mod tests {
     #[test]
     fn bad_data_source_names_are_refused_naming_the_value() {
         let long = "x".repeat(256);
-        for bad in [
-            "../x", "a/b", "a\\b", "", ".", "..", "a\u{0}b", "a\nb", "a..b", &long,
-        ] {
+        for bad in ["../x", "a/b", "a\\b", "", ".", "..", "a\u{0}b", "a\nb", "a..b", &long] {
             let err = DataSourceName::new(bad).expect_err(bad);
             let msg = err.to_string();
             assert!(msg.starts_with("dataSource name "), "{msg}");
@@ -193,10 +183,7 @@ pub(crate) mod tests {
     #[test]
     fn path_part_errors_name_the_thing() {
         let err = validate_path_part("version", "v/1").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"version "v/1": must not contain ".." or path separators"#
-        );
+        assert_eq!(err.to_string(), r#"version "v/1": must not contain ".." or path separators"#);
         assert!(validate_path_part("version", "2013-08-31T01:02:33.000Z").is_ok());
     }
 
@@ -204,15 +191,9 @@ pub(crate) mod tests {
     fn rejects_paths() {
         let ds = DataSourceName::new("wikipedia").unwrap();
         assert_eq!(rejects_dir(&ds), "rejects/wikipedia");
-        assert_eq!(
-            rejects_path(&ds, "put-abc.json.gz").unwrap(),
-            "rejects/wikipedia/put-abc.json.gz"
-        );
+        assert_eq!(rejects_path(&ds, "put-abc.json.gz").unwrap(), "rejects/wikipedia/put-abc.json.gz");
         let err = rejects_path(&ds, "../escape").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with(r#"rejects file name "../escape""#)
-        );
+        assert!(err.to_string().starts_with(r#"rejects file name "../escape""#));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use crate::catalog::CATALOG_ROOT;
 use crate::segment::SEGMENTS_ROOT;
 use crate::time::{Civil, MAX_PATH_MILLIS, MIN_PATH_MILLIS, MS_PER_HOUR};
 use crate::{
-    DataSourceName, LayoutError, REJECTS_ROOT, parse_canonical, parse_padded_u64,
-    path_part_problem, validate_path_part,
+    DataSourceName, LayoutError, REJECTS_ROOT, parse_canonical, parse_padded_u64, path_part_problem,
+    validate_path_part,
 };
 
 /// Roots of braid's other trees; a raw template starting with one would mix raw files
@@ -98,10 +98,7 @@ impl RawLayout {
     /// "catalog", "rejects"). No empty parts, no "..", no leading/trailing '/'; unknown
     /// {tokens} are an error naming them.
     pub fn parse(template: &str) -> Result<Self, LayoutError> {
-        let fail = |reason: String| LayoutError::InvalidTemplate {
-            template: template.to_owned(),
-            reason,
-        };
+        let fail = |reason: String| LayoutError::InvalidTemplate { template: template.to_owned(), reason };
         if template.is_empty() {
             return Err(fail("must not be empty".into()));
         }
@@ -130,12 +127,8 @@ impl RawLayout {
         }
 
         let part_of = |token: &Piece, text: &str| {
-            let mut found = (0..tokenized.len()).flat_map(|i| {
-                tokenized[i]
-                    .iter()
-                    .filter(move |p| *p == token)
-                    .map(move |_| i)
-            });
+            let mut found = (0..tokenized.len())
+                .flat_map(|i| tokenized[i].iter().filter(move |p| *p == token).map(move |_| i));
             match (found.next(), found.next()) {
                 (Some(i), None) => Ok(i),
                 (None, _) => Err(fail(format!("missing token {text}"))),
@@ -149,15 +142,11 @@ impl RawLayout {
         }
         // The dataSource part comes first so each dataSource has one listable prefix.
         if data_source_part >= first_time_part {
-            return Err(fail(
-                "{dataSource} must be in a path part before every time token".into(),
-            ));
+            return Err(fail("{dataSource} must be in a path part before every time token".into()));
         }
         match tokenized[0].as_slice() {
             [Piece::Literal(root)] if RESERVED_ROOTS.contains(&root.as_str()) => {
-                return Err(fail(format!(
-                    "first path part {root:?} is reserved for braid's own files"
-                )));
+                return Err(fail(format!("first path part {root:?} is reserved for braid's own files")));
             }
             [Piece::Literal(_)] => {}
             _ => {
@@ -247,11 +236,7 @@ impl RawLayout {
             .ok_or_else(unrecognized)?
             .and_utc()
             .timestamp_millis();
-        Ok(RawFile {
-            data_source: DataSourceName::new(name)?,
-            hour_start,
-            name: RawFileName::parse(file)?,
-        })
+        Ok(RawFile { data_source: DataSourceName::new(name)?, hour_start, name: RawFileName::parse(file)? })
     }
 }
 
@@ -301,10 +286,7 @@ fn classify(pieces: Vec<Piece>) -> Part {
             .collect()
     };
     if let Some(at) = pieces.iter().position(|p| *p == Piece::DataSource) {
-        Part::DataSource {
-            prefix: literal(&pieces[..at]),
-            suffix: literal(&pieces[at + 1..]),
-        }
+        Part::DataSource { prefix: literal(&pieces[..at]), suffix: literal(&pieces[at + 1..]) }
     } else if pieces.iter().any(|p| matches!(p, Piece::Time(_))) {
         Part::Time(pieces)
     } else {
@@ -331,11 +313,9 @@ fn render(parts: &[Part], ds: &DataSourceName, time: &Civil) -> String {
                     match piece {
                         Piece::Literal(text) => out.push_str(text),
                         Piece::DataSource => out.push_str(ds.as_str()),
-                        Piece::Time(field) => out.push_str(&format!(
-                            "{:0width$}",
-                            field.value(time),
-                            width = field.width()
-                        )),
+                        Piece::Time(field) => {
+                            out.push_str(&format!("{:0width$}", field.value(time), width = field.width()))
+                        }
                     }
                 }
             }
@@ -387,11 +367,7 @@ pub enum RawFileName {
     /// offset range [start, end) it holds (0 <= start < end). Offsets are zero padded to
     /// 20 digits so listing order is offset order.
     /// "kafka-<partition>-<start 20 digits>-<end 20 digits>.json.gz"
-    StreamPart {
-        partition: i32,
-        start_offset: i64,
-        end_offset: i64,
-    },
+    StreamPart { partition: i32, start_offset: i64, end_offset: i64 },
     /// Any other file dropped there by another system (counts as raw input; name
     /// validated as a path part).
     Foreign(String),
@@ -402,17 +378,10 @@ impl RawFileName {
     pub fn file_name(&self) -> String {
         match self {
             Self::Put { content_hash } => {
-                debug_assert!(
-                    is_sha256_hex(content_hash),
-                    "bad content hash {content_hash:?}"
-                );
+                debug_assert!(is_sha256_hex(content_hash), "bad content hash {content_hash:?}");
                 format!("put-{content_hash}.json.gz")
             }
-            Self::StreamPart {
-                partition,
-                start_offset,
-                end_offset,
-            } => {
+            Self::StreamPart { partition, start_offset, end_offset } => {
                 debug_assert!(
                     *partition >= 0 && 0 <= *start_offset && start_offset < end_offset,
                     "bad stream part {partition} [{start_offset}, {end_offset})"
@@ -439,9 +408,7 @@ impl RawFileName {
 
 fn parse_put(name: &str) -> Option<RawFileName> {
     let hash = name.strip_prefix("put-")?.strip_suffix(".json.gz")?;
-    is_sha256_hex(hash).then(|| RawFileName::Put {
-        content_hash: hash.to_owned(),
-    })
+    is_sha256_hex(hash).then(|| RawFileName::Put { content_hash: hash.to_owned() })
 }
 
 fn parse_stream_part(name: &str) -> Option<RawFileName> {
@@ -455,11 +422,7 @@ fn parse_stream_part(name: &str) -> Option<RawFileName> {
     let partition = parse_canonical(partition)?;
     let start_offset = i64::try_from(parse_padded_u64(start, 20)?).ok()?;
     let end_offset = i64::try_from(parse_padded_u64(end, 20)?).ok()?;
-    (start_offset < end_offset).then_some(RawFileName::StreamPart {
-        partition,
-        start_offset,
-        end_offset,
-    })
+    (start_offset < end_offset).then_some(RawFileName::StreamPart { partition, start_offset, end_offset })
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -474,10 +437,8 @@ mod tests {
 
     const HOUR_2013_08_31_01: i64 = 1_377_910_800_000;
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-    const CUSTOM_TEMPLATES: [&str; 2] = [
-        "prod/{dataSource}/{yyyy}/{MM}/{dd}/{HH}",
-        "events/ds={dataSource}/dt={yyyy}-{MM}-{dd}/hour={HH}",
-    ];
+    const CUSTOM_TEMPLATES: [&str; 2] =
+        ["prod/{dataSource}/{yyyy}/{MM}/{dd}/{HH}", "events/ds={dataSource}/dt={yyyy}-{MM}-{dd}/hour={HH}"];
 
     fn ds(name: &str) -> DataSourceName {
         DataSourceName::new(name).unwrap()
@@ -495,11 +456,7 @@ mod tests {
     }
 
     fn stream_part() -> RawFileName {
-        RawFileName::StreamPart {
-            partition: 3,
-            start_offset: 1_000,
-            end_offset: 2_000,
-        }
+        RawFileName::StreamPart { partition: 3, start_offset: 1_000, end_offset: 2_000 }
     }
 
     #[test]
@@ -507,10 +464,7 @@ mod tests {
         let layout = default_layout();
         let wiki = ds("wikipedia");
         assert_eq!(layout.template(), RawLayout::DEFAULT_TEMPLATE);
-        assert_eq!(
-            layout.hour_dir(&wiki, HOUR_2013_08_31_01),
-            "raw/wikipedia/v=1/y=2013/m=08/d=31/H=01"
-        );
+        assert_eq!(layout.hour_dir(&wiki, HOUR_2013_08_31_01), "raw/wikipedia/v=1/y=2013/m=08/d=31/H=01");
         assert_eq!(layout.data_source_prefix(&wiki), "raw/wikipedia/v=1");
         assert_eq!(
             layout.hour_file(&wiki, HOUR_2013_08_31_01, &stream_part()),
@@ -524,31 +478,20 @@ mod tests {
         let layout = default_layout();
         let wiki = ds("wikipedia");
         for name in [
-            RawFileName::Put {
-                content_hash: HASH.into(),
-            },
+            RawFileName::Put { content_hash: HASH.into() },
             stream_part(),
             RawFileName::Foreign("part-00000.gz".into()),
         ] {
             let path = layout.hour_file(&wiki, HOUR_2013_08_31_01, &name);
-            let expected = RawFile {
-                data_source: wiki.clone(),
-                hour_start: HOUR_2013_08_31_01,
-                name,
-            };
+            let expected = RawFile { data_source: wiki.clone(), hour_start: HOUR_2013_08_31_01, name };
             assert_eq!(layout.parse_file(&path), Ok(expected), "{path}");
         }
     }
 
     #[test]
     fn custom_templates_round_trip() {
-        let file = RawFileName::Put {
-            content_hash: HASH.into(),
-        };
-        let expected_dirs = [
-            "prod/wiki-edits/2013/08/31/01",
-            "events/ds=wiki-edits/dt=2013-08-31/hour=01",
-        ];
+        let file = RawFileName::Put { content_hash: HASH.into() };
+        let expected_dirs = ["prod/wiki-edits/2013/08/31/01", "events/ds=wiki-edits/dt=2013-08-31/hour=01"];
         for (template, dir) in CUSTOM_TEMPLATES.into_iter().zip(expected_dirs) {
             let layout = RawLayout::parse(template).unwrap();
             let edits = ds("wiki-edits");
@@ -567,14 +510,8 @@ mod tests {
     fn literal_parts_after_the_time_tokens_and_packed_fields_work() {
         let layout = RawLayout::parse("arch/{dataSource}.d/{yyyy}{MM}{dd}T{HH}/in").unwrap();
         let path = layout.hour_file(&ds("a"), HOUR_2013_08_31_01, &stream_part());
-        assert!(
-            path.starts_with("arch/a.d/20130831T01/in/kafka-3-"),
-            "{path}"
-        );
-        assert_eq!(
-            layout.parse_file(&path).unwrap().hour_start,
-            HOUR_2013_08_31_01
-        );
+        assert!(path.starts_with("arch/a.d/20130831T01/in/kafka-3-"), "{path}");
+        assert_eq!(layout.parse_file(&path).unwrap().hour_start, HOUR_2013_08_31_01);
     }
 
     #[test]
@@ -586,10 +523,7 @@ mod tests {
         ] {
             let msg = template_error(template);
             assert!(msg.contains(&format!("{template:?}")), "{msg}");
-            assert!(
-                msg.ends_with("{dataSource} must be in a path part before every time token"),
-                "{msg}"
-            );
+            assert!(msg.ends_with("{dataSource} must be in a path part before every time token"), "{msg}");
         }
     }
 
@@ -598,10 +532,7 @@ mod tests {
         for (template, reason) in [
             ("raw/{dataSource}/{yyyy}/{MM}/{dd}", "missing token {HH}"),
             ("raw/{yyyy}/{MM}/{dd}/{HH}", "missing token {dataSource}"),
-            (
-                "raw/{dataSource}/{yyyy}/{MM}/{dd}/{HH}/{HH}",
-                "token {HH} appears more than once",
-            ),
+            ("raw/{dataSource}/{yyyy}/{MM}/{dd}/{HH}/{HH}", "token {HH} appears more than once"),
             (
                 "raw/{dataSource}/{dataSource}/{yyyy}/{MM}/{dd}/{HH}",
                 "token {dataSource} appears more than once",
@@ -610,34 +541,16 @@ mod tests {
                 "raw/{dataSource}/{yyy}/{MM}/{dd}/{HH}",
                 "unknown token \"{yyy}\" (known: {dataSource} {yyyy} {MM} {dd} {HH})",
             ),
-            (
-                "raw/../{dataSource}/{yyyy}/{MM}/{dd}/{HH}",
-                "path part \"..\": must not be \".\" or \"..\"",
-            ),
+            ("raw/../{dataSource}/{yyyy}/{MM}/{dd}/{HH}", "path part \"..\": must not be \".\" or \"..\""),
             (
                 "raw/{dataSource}/x..{yyyy}/{MM}/{dd}/{HH}",
                 "path part \"x..{yyyy}\": must not contain \"..\" or path separators",
             ),
-            (
-                "raw/{dataSource}//{yyyy}/{MM}/{dd}/{HH}",
-                "must not contain an empty path part (\"//\")",
-            ),
-            (
-                "/raw/{dataSource}/{yyyy}/{MM}/{dd}/{HH}",
-                "must not start or end with \"/\"",
-            ),
-            (
-                "raw/{dataSource}/{yyyy}/{MM}/{dd}/{HH}/",
-                "must not start or end with \"/\"",
-            ),
-            (
-                "raw/{dataSource/{yyyy}/{MM}/{dd}/{HH}",
-                "unclosed \"{\" in path part \"{dataSource\"",
-            ),
-            (
-                "raw/dataSource}/{yyyy}/{MM}/{dd}/{HH}",
-                "unmatched \"}\" in path part \"dataSource}\"",
-            ),
+            ("raw/{dataSource}//{yyyy}/{MM}/{dd}/{HH}", "must not contain an empty path part (\"//\")"),
+            ("/raw/{dataSource}/{yyyy}/{MM}/{dd}/{HH}", "must not start or end with \"/\""),
+            ("raw/{dataSource}/{yyyy}/{MM}/{dd}/{HH}/", "must not start or end with \"/\""),
+            ("raw/{dataSource/{yyyy}/{MM}/{dd}/{HH}", "unclosed \"{\" in path part \"{dataSource\""),
+            ("raw/dataSource}/{yyyy}/{MM}/{dd}/{HH}", "unmatched \"}\" in path part \"dataSource}\""),
             (
                 "{dataSource}/{yyyy}/{MM}/{dd}/{HH}",
                 "first path part must be literal text, keeping the raw archive apart from braid's other trees",
@@ -694,40 +607,21 @@ mod tests {
     #[test]
     fn invalid_names_inside_a_matching_path_are_name_errors() {
         let layout = default_layout();
-        let err = layout
-            .parse_file("raw/wikipedia/v=1/y=2013/m=08/d=31/H=01/a\\b")
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"raw file name "a\\b": must not contain ".." or path separators"#
-        );
-        let err = layout
-            .parse_file("raw/../v=1/y=2013/m=08/d=31/H=01/f")
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            LayoutError::InvalidName {
-                what: "dataSource name",
-                ..
-            }
-        ));
+        let err = layout.parse_file("raw/wikipedia/v=1/y=2013/m=08/d=31/H=01/a\\b").unwrap_err();
+        assert_eq!(err.to_string(), r#"raw file name "a\\b": must not contain ".." or path separators"#);
+        let err = layout.parse_file("raw/../v=1/y=2013/m=08/d=31/H=01/f").unwrap_err();
+        assert!(matches!(err, LayoutError::InvalidName { what: "dataSource name", .. }));
     }
 
     #[test]
     fn file_names_parse_strictly_and_fall_back_to_foreign() {
         assert_eq!(
             RawFileName::parse(&format!("put-{HASH}.json.gz")),
-            Ok(RawFileName::Put {
-                content_hash: HASH.into()
-            })
+            Ok(RawFileName::Put { content_hash: HASH.into() })
         );
         assert_eq!(
             RawFileName::parse("kafka-0-00000000000000000000-00000000000000000001.json.gz"),
-            Ok(RawFileName::StreamPart {
-                partition: 0,
-                start_offset: 0,
-                end_offset: 1
-            })
+            Ok(RawFileName::StreamPart { partition: 0, start_offset: 0, end_offset: 1 })
         );
         for foreign in [
             format!("put-{}.json.gz", HASH.to_uppercase()),
@@ -742,17 +636,11 @@ mod tests {
             "kafka-2147483648-00000000000000000000-00000000000000000001.json.gz".into(),
             "data.csv".into(),
         ] {
-            assert_eq!(
-                RawFileName::parse(&foreign),
-                Ok(RawFileName::Foreign(foreign.clone()))
-            );
+            assert_eq!(RawFileName::parse(&foreign), Ok(RawFileName::Foreign(foreign.clone())));
         }
         for bad in ["", "..", "a/b", "a\\b", "a\u{0}b"] {
             let err = RawFileName::parse(bad).unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with(&format!("raw file name {bad:?}: "))
-            );
+            assert!(err.to_string().starts_with(&format!("raw file name {bad:?}: ")));
         }
     }
 
@@ -761,17 +649,14 @@ mod tests {
             "[0-9a-f]{64}".prop_map(|content_hash| RawFileName::Put { content_hash }),
             (0..=i32::MAX, 0..i64::MAX)
                 .prop_flat_map(|(p, start)| (Just(p), Just(start), start + 1..=i64::MAX))
-                .prop_map(
-                    |(partition, start_offset, end_offset)| RawFileName::StreamPart {
-                        partition,
-                        start_offset,
-                        end_offset
-                    }
-                ),
+                .prop_map(|(partition, start_offset, end_offset)| RawFileName::StreamPart {
+                    partition,
+                    start_offset,
+                    end_offset
+                }),
             "[a-zA-Z0-9_.=-]{1,40}"
                 .prop_filter("path part", |s| path_part_problem(s).is_none())
-                .prop_filter("braid's own prefixes", |s| !s.starts_with("put-")
-                    && !s.starts_with("kafka-"))
+                .prop_filter("braid's own prefixes", |s| !s.starts_with("put-") && !s.starts_with("kafka-"))
                 .prop_map(RawFileName::Foreign),
         ]
     }

@@ -3,15 +3,13 @@
 
 use crate::time::{MAX_PATH_MILLIS, MIN_PATH_MILLIS};
 use crate::{
-    DataSourceName, LayoutError, format_iso_millis, parse_canonical, parse_iso_millis,
-    validate_path_part,
+    DataSourceName, LayoutError, format_iso_millis, parse_canonical, parse_iso_millis, validate_path_part,
 };
 
 /// Top-level directory of segment files.
 pub(crate) const SEGMENTS_ROOT: &str = "segments";
 
-const EXPECTED: &str =
-    "segment path \"segments/<dataSource>/<start>_<end>/<version>/<partition>.parquet\"";
+const EXPECTED: &str = "segment path \"segments/<dataSource>/<start>_<end>/<version>/<partition>.parquet\"";
 
 /// Segment files: segments/<dataSource>/<start iso>_<end iso>/<version>/<partition>.parquet
 /// where the interval [start, end) is in UTC ms since the epoch.
@@ -49,13 +47,7 @@ impl SegmentPath {
         if start >= end {
             return Err(LayoutError::EmptyInterval { start, end });
         }
-        Ok(Self {
-            data_source,
-            start,
-            end,
-            version,
-            partition,
-        })
+        Ok(Self { data_source, start, end, version, partition })
     }
 
     /// The object path of the segment file.
@@ -72,10 +64,8 @@ impl SegmentPath {
     /// one of this shape whose dataSource or version breaks the path-part rules is
     /// `InvalidName`.
     pub fn parse(path: &str) -> Result<Self, LayoutError> {
-        let unrecognized = || LayoutError::UnrecognizedPath {
-            path: path.to_owned(),
-            expected: EXPECTED.to_owned(),
-        };
+        let unrecognized =
+            || LayoutError::UnrecognizedPath { path: path.to_owned(), expected: EXPECTED.to_owned() };
         let parts: Vec<&str> = path.split('/').collect();
         let [SEGMENTS_ROOT, data_source, interval, version, file] = parts.as_slice() else {
             return Err(unrecognized());
@@ -83,30 +73,16 @@ impl SegmentPath {
         let (start, end) = interval.split_once('_').ok_or_else(unrecognized)?;
         let start = parse_iso_millis(start).ok_or_else(unrecognized)?;
         let end = parse_iso_millis(end).ok_or_else(unrecognized)?;
-        let partition = file
-            .strip_suffix(".parquet")
-            .and_then(parse_canonical)
-            .ok_or_else(unrecognized)?;
+        let partition = file.strip_suffix(".parquet").and_then(parse_canonical).ok_or_else(unrecognized)?;
         if start >= end {
             return Err(unrecognized());
         }
-        Self::new(
-            DataSourceName::new(data_source)?,
-            start,
-            end,
-            *version,
-            partition,
-        )
+        Self::new(DataSourceName::new(data_source)?, start, end, *version, partition)
     }
 
     /// The directory of all versions of one interval: segments/<dataSource>/<start>_<end>
     pub fn interval_dir(ds: &DataSourceName, start: i64, end: i64) -> String {
-        format!(
-            "{}/{}_{}",
-            Self::data_source_prefix(ds),
-            format_iso_millis(start),
-            format_iso_millis(end)
-        )
+        format!("{}/{}_{}", Self::data_source_prefix(ds), format_iso_millis(start), format_iso_millis(end))
     }
 
     /// The directory of all segments of a dataSource: segments/<dataSource>
@@ -130,8 +106,7 @@ mod tests {
 
     #[test]
     fn path_shape_and_round_trip() {
-        let segment =
-            SegmentPath::new(wiki(), DAY_START, DAY_END, "2013-09-02T10:11:12.000Z", 7).unwrap();
+        let segment = SegmentPath::new(wiki(), DAY_START, DAY_END, "2013-09-02T10:11:12.000Z", 7).unwrap();
         let path = segment.to_path();
         assert_eq!(
             path,
@@ -143,19 +118,13 @@ mod tests {
             SegmentPath::interval_dir(&wiki(), DAY_START, DAY_END),
             "segments/wikipedia/2013-08-31T00:00:00.000Z_2013-09-01T00:00:00.000Z"
         );
-        assert_eq!(
-            SegmentPath::data_source_prefix(&wiki()),
-            "segments/wikipedia"
-        );
+        assert_eq!(SegmentPath::data_source_prefix(&wiki()), "segments/wikipedia");
     }
 
     #[test]
     fn new_refuses_bad_versions_and_intervals() {
         let err = SegmentPath::new(wiki(), DAY_START, DAY_END, "v/1", 0).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"segment version "v/1": must not contain ".." or path separators"#
-        );
+        assert_eq!(err.to_string(), r#"segment version "v/1": must not contain ".." or path separators"#);
         let err = SegmentPath::new(wiki(), DAY_END, DAY_START, "v1", 0).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -195,13 +164,7 @@ mod tests {
             "segments/a\\b/2013-08-31T00:00:00.000Z_2013-09-01T00:00:00.000Z/v1/7.parquet",
         )
         .unwrap_err();
-        assert!(matches!(
-            err,
-            LayoutError::InvalidName {
-                what: "dataSource name",
-                ..
-            }
-        ));
+        assert!(matches!(err, LayoutError::InvalidName { what: "dataSource name", .. }));
     }
 
     proptest! {

@@ -60,11 +60,8 @@ impl Civil {
 /// (path builders take [`MIN_PATH_MILLIS`]..=[`MAX_PATH_MILLIS`]).
 pub fn format_iso_millis(ms: i64) -> String {
     let c = Civil::of(ms);
-    let year = if (0..=9999).contains(&c.year) {
-        format!("{:04}", c.year)
-    } else {
-        format!("{:+05}", c.year)
-    };
+    let year =
+        if (0..=9999).contains(&c.year) { format!("{:04}", c.year) } else { format!("{:+05}", c.year) };
     format!(
         "{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         c.month, c.day, c.hour, c.minute, c.second, c.milli
@@ -85,11 +82,7 @@ pub fn parse_iso_millis(s: &str) -> Option<i64> {
     if !shaped {
         return None;
     }
-    let num = |from: usize, to: usize| {
-        b[from..to]
-            .iter()
-            .fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'))
-    };
+    let num = |from: usize, to: usize| b[from..to].iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
     let date = NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)).ok()?, num(5, 7), num(8, 10))?;
     let time = date.and_hms_milli_opt(num(11, 13), num(14, 16), num(17, 19), num(20, 23))?;
     Some(time.and_utc().timestamp_millis())
@@ -118,14 +111,8 @@ mod tests {
 
     #[test]
     fn years_outside_four_digits_format_but_do_not_parse() {
-        assert_eq!(
-            format_iso_millis(MAX_PATH_MILLIS + 1),
-            "+10000-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            format_iso_millis(MIN_PATH_MILLIS - 1),
-            "-0001-12-31T23:59:59.999Z"
-        );
+        assert_eq!(format_iso_millis(MAX_PATH_MILLIS + 1), "+10000-01-01T00:00:00.000Z");
+        assert_eq!(format_iso_millis(MIN_PATH_MILLIS - 1), "-0001-12-31T23:59:59.999Z");
         assert_eq!(parse_iso_millis("+10000-01-01T00:00:00.000Z"), None);
         assert_eq!(parse_iso_millis("-0001-12-31T23:59:59.999Z"), None);
         // Total: the extremes of i64 format without panicking.

@@ -61,7 +61,10 @@ impl Timeline {
             members.sort_by_key(|s| s.partition);
             let expected = members[0].partitions;
             let is_complete = members.len() as u32 == expected
-                && members.iter().enumerate().all(|(i, s)| s.partition == i as u32 && s.partitions == expected);
+                && members
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| s.partition == i as u32 && s.partitions == expected);
             if is_complete {
                 complete.push((interval, version, members));
             } else {

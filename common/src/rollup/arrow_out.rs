@@ -31,7 +31,11 @@ pub(super) fn segments(index: &RollupIndex) -> BTreeMap<Interval, SegmentRows> {
     let mut groups: BTreeMap<Interval, SegmentRows> = BTreeMap::new();
     for (row, &time) in index.times.iter().enumerate() {
         let interval = index.schema.segment_interval(time);
-        groups.entry(interval).or_insert_with(|| SegmentRows { interval, rows: Vec::new() }).rows.push(row as u32);
+        groups
+            .entry(interval)
+            .or_insert_with(|| SegmentRows { interval, rows: Vec::new() })
+            .rows
+            .push(row as u32);
     }
     let order = index.column_order();
     let ranks: Vec<Vec<u32>> = order.iter().map(|&d| index.dims[d].values.ranks()).collect();
@@ -65,7 +69,8 @@ impl RollupIndex {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             false,
         )];
-        let times: TimestampMillisecondArray = rows.iter().map(|&r| self.times[r as usize]).collect::<Vec<_>>().into();
+        let times: TimestampMillisecondArray =
+            rows.iter().map(|&r| self.times[r as usize]).collect::<Vec<_>>().into();
         let mut columns: Vec<ArrayRef> = vec![Arc::new(times.with_timezone("UTC"))];
         let mut written = Vec::new();
         let schemaless = self.schema.spec.dimensions.is_schemaless();
@@ -86,22 +91,29 @@ impl RollupIndex {
                     for (i, &id) in used.iter().enumerate() {
                         dense[id as usize] = i as i32;
                     }
-                    let keys: Int32Array = ids.iter().map(|&id| (id != 0).then(|| dense[id as usize])).collect();
+                    let keys: Int32Array =
+                        ids.iter().map(|&id| (id != 0).then(|| dense[id as usize])).collect();
                     let values: StringArray = used.iter().map(|&id| Some(dim.values.str_value(id))).collect();
                     let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values))
                         .expect("dictionary keys are in range by construction");
-                    (DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), Arc::new(array))
+                    (
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                        Arc::new(array),
+                    )
                 }
                 DimensionType::Long => {
-                    let array: Int64Array = ids.iter().map(|&id| (id != 0).then(|| dim.values.i64_value(id))).collect();
+                    let array: Int64Array =
+                        ids.iter().map(|&id| (id != 0).then(|| dim.values.i64_value(id))).collect();
                     (DataType::Int64, Arc::new(array))
                 }
                 DimensionType::Float => {
-                    let array: Float32Array = ids.iter().map(|&id| (id != 0).then(|| dim.values.f32_value(id))).collect();
+                    let array: Float32Array =
+                        ids.iter().map(|&id| (id != 0).then(|| dim.values.f32_value(id))).collect();
                     (DataType::Float32, Arc::new(array))
                 }
                 DimensionType::Double => {
-                    let array: Float64Array = ids.iter().map(|&id| (id != 0).then(|| dim.values.f64_value(id))).collect();
+                    let array: Float64Array =
+                        ids.iter().map(|&id| (id != 0).then(|| dim.values.f64_value(id))).collect();
                     (DataType::Float64, Arc::new(array))
                 }
             };
@@ -112,7 +124,8 @@ impl RollupIndex {
         for (spec, metric) in self.schema.spec.metrics.iter().zip(&self.metrics) {
             let (data_type, nullable, column): (DataType, bool, ArrayRef) = match metric {
                 MetricColumn::Count(values) => {
-                    let array: Int64Array = rows.iter().map(|&r| values[r as usize]).collect::<Vec<_>>().into();
+                    let array: Int64Array =
+                        rows.iter().map(|&r| values[r as usize]).collect::<Vec<_>>().into();
                     (DataType::Int64, false, Arc::new(array))
                 }
                 MetricColumn::Long { values, valid, .. } => {

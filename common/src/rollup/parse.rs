@@ -110,7 +110,12 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 }
                 Slot::Dimension(d) => {
                     let dim = &mut index.dims[d];
-                    let seed = DimensionSeed { dim, id: &mut index.scratch.key[d], number: &mut index.scratch.number, error: &mut index.scratch.error };
+                    let seed = DimensionSeed {
+                        dim,
+                        id: &mut index.scratch.key[d],
+                        number: &mut index.scratch.number,
+                        error: &mut index.scratch.error,
+                    };
                     map.next_value_seed(seed)?;
                 }
                 Slot::MetricInput(i) => {
@@ -156,10 +161,9 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         }
         let index = self.index;
         let slot = if index.schema.spec.dimensions.is_schemaless() && !key.is_empty() && key != "__time" {
-            index.dims.push(Dimension {
-                name: key.into(),
-                values: super::Dictionary::new(DimensionType::String),
-            });
+            index
+                .dims
+                .push(Dimension { name: key.into(), values: super::Dictionary::new(DimensionType::String) });
             index.scratch.key.push(0);
             Slot::Dimension(index.dims.len() - 1)
         } else {

@@ -115,7 +115,9 @@ fn rollup_false_keeps_every_event() {
 
 #[test]
 fn segments_split_by_segment_granularity_and_query_granularity_all() {
-    let mut index = index_of(&spec(|s| s["granularitySpec"] = json!({"segmentGranularity": "hour", "queryGranularity": "all"})));
+    let mut index = index_of(&spec(|s| {
+        s["granularitySpec"] = json!({"segmentGranularity": "hour", "queryGranularity": "all"})
+    }));
     for ts in ["2020-01-01T10:05:00Z", "2020-01-01T10:55:00Z", "2020-01-01T12:00:00Z"] {
         index.add(format!(r#"{{"ts": "{ts}", "a": "x"}}"#).as_bytes()).unwrap();
     }
@@ -123,7 +125,10 @@ fn segments_split_by_segment_granularity_and_query_granularity_all() {
     let intervals: Vec<String> = segments.keys().map(|i| i.to_string()).collect();
     assert_eq!(
         intervals,
-        ["2020-01-01T10:00:00.000Z/2020-01-01T11:00:00.000Z", "2020-01-01T12:00:00.000Z/2020-01-01T13:00:00.000Z"]
+        [
+            "2020-01-01T10:00:00.000Z/2020-01-01T11:00:00.000Z",
+            "2020-01-01T12:00:00.000Z/2020-01-01T13:00:00.000Z"
+        ]
     );
     assert_eq!(index.rows(), 2, "queryGranularity all folds a segment's events to its start");
 }
@@ -131,7 +136,8 @@ fn segments_split_by_segment_granularity_and_query_granularity_all() {
 #[test]
 fn typed_dimensions() {
     let mut index = index_of(&spec(|s| {
-        s["dimensionsSpec"]["dimensions"] = json!(["a", {"type": "long", "name": "n"}, {"type": "double", "name": "f"}]);
+        s["dimensionsSpec"]["dimensions"] =
+            json!(["a", {"type": "long", "name": "n"}, {"type": "double", "name": "f"}]);
     }));
     index.add(br#"{"ts": "2020-01-01T10:00:00Z", "a": 12, "n": "42", "f": 1.25}"#).unwrap();
     index.add(br#"{"ts": "2020-01-01T10:00:00Z", "a": true, "n": 42.9, "f": "1.25"}"#).unwrap();
@@ -187,7 +193,10 @@ fn schemaless_discovers_dimensions_and_widens_rows() {
 /// A plain reference: a map from (truncated time, dimension values) to metrics.
 type Reference = BTreeMap<(i64, Vec<Option<String>>), (i64, Option<i64>, Option<i64>, Option<f64>)>;
 
-fn reference(events: &[(i64, Option<&str>, Option<&str>, Option<i64>)]) -> Reference {
+/// (time, a, b, v) of one generated event.
+type TestEvent = (i64, Option<&'static str>, Option<&'static str>, Option<i64>);
+
+fn reference(events: &[TestEvent]) -> Reference {
     let mut map: Reference = BTreeMap::new();
     for (t, a, b, v) in events {
         let key = (t - t.rem_euclid(3_600_000), vec![a.map(String::from), b.map(String::from)]);
@@ -220,7 +229,8 @@ fn rows_as_reference(index: &RollupIndex) -> Reference {
     let mut out = Reference::new();
     for segment in index.segments().values() {
         let (batch, _) = index.record_batch(&segment.rows);
-        let times = batch.column(0).as_any().downcast_ref::<arrow::array::TimestampMillisecondArray>().unwrap();
+        let times =
+            batch.column(0).as_any().downcast_ref::<arrow::array::TimestampMillisecondArray>().unwrap();
         let text = |c: usize, r: usize| {
             let col = batch.column(c);
             (!col.is_null(r)).then(|| array_value_to_string(col, r).unwrap())
@@ -237,7 +247,7 @@ fn rows_as_reference(index: &RollupIndex) -> Reference {
     out
 }
 
-fn arb_events() -> impl Strategy<Value = Vec<(i64, Option<&'static str>, Option<&'static str>, Option<i64>)>> {
+fn arb_events() -> impl Strategy<Value = Vec<TestEvent>> {
     let value = prop::option::of(prop::sample::select(vec!["x", "y", "zz", "", "ü"]));
     let time = 1_577_836_800_000i64..1_577_836_800_000 + 3 * 86_400_000;
     prop::collection::vec((time, value.clone(), value, prop::option::of(-1000i64..1000)), 0..300)
