@@ -673,3 +673,223 @@ fn check_unchanged(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use common::catalog::Visibility;
+    use common::segment::read_segment;
+    use common::spec::load_specs;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use serde_json::json;
+
+    use super::*;
+
+    const H: i64 = HOUR_MS;
+    /// 2013-08-31T00:00:00Z
+    const DAY: i64 = 1_377_907_200_000;
+
+    fn spec(tuning: serde_json::Value) -> DataSourceSpec {
+        let spec = json!({
+            "type": "kafka",
+            "spec": {
+                "dataSchema": {
+                    "dataSource": "wiki",
+                    "timestampSpec": {"column": "ts", "format": "millis"},
+                    "dimensionsSpec": {"dimensions": ["page"]},
+                    "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "added", "fieldName": "added"}],
+                    "granularitySpec": {"segmentGranularity": "day", "queryGranularity": "hour"}
+                },
+                "tuningConfig": tuning
+            }
+        });
+        load_specs(&spec.to_string(), "test").unwrap().specs.remove(0)
+    }
+
+    fn gzip(text: &str) -> Bytes {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    }
+
+    fn events(hour: i64, pages: &[&str]) -> String {
+        pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!("{{\"ts\": {}, \"page\": \"{p}\", \"added\": 2}}\n", DAY + hour * H + i as i64)
+            })
+            .collect()
+    }
+
+    async fn put_file(storage: &DeepStorage, hour: i64, name: &str, bytes: Bytes) -> String {
+        let layout = RawLayout::parse(RawLayout::DEFAULT_TEMPLATE).unwrap();
+        let ds = layouts::DataSourceName::new("wiki").unwrap();
+        let path = layout.hour_file(&ds, DAY + hour * H, &RawFileName::Foreign(name.into()));
+        storage.put(&path, bytes).await.unwrap();
+        path
+    }
+
+    fn options(interval: &str) -> ReindexOptions {
+        ReindexOptions {
+            interval: Interval::parse(interval).unwrap(),
+            raw_layout: RawLayout::parse(RawLayout::DEFAULT_TEMPLATE).unwrap(),
+            threads: 2,
+            progress: false,
+        }
+    }
+
+    async fn visible_count(storage: &DeepStorage) -> i64 {
+        let state = Catalog::new(storage.clone(), layouts::DataSourceName::new("wiki").unwrap())
+            .load()
+            .await
+            .unwrap();
+        let mut total = 0;
+        for chunk in state.timeline().chunks() {
+            for s in chunk.segments.iter().filter(|s| !s.is_tombstone()) {
+                let bytes = storage.get(s.path.as_ref().unwrap()).await.unwrap();
+                let (_, batches) = read_segment(bytes, &s.id).unwrap();
+                for batch in batches {
+                    let count = batch.column_by_name("count").unwrap();
+                    let count = count.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+                    total += count.iter().flatten().sum::<i64>();
+                }
+            }
+        }
+        total
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reindex_twice_overshadows_and_counts_each_event_once() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        put_file(&storage, 1, "a.json.gz", gzip(&events(1, &["x", "y", "x"]))).await;
+        put_file(&storage, 5, "b.json", Bytes::from(events(5, &["z"]))).await;
+        let spec = spec(json!({}));
+
+        let first = reindex(&storage, &spec, options("2013-08-31/2013-09-01")).await.unwrap();
+        assert_eq!((first.events, first.rows, first.rejected, first.raw_files), (4, 3, 0, 2));
+        assert_eq!(first.intervals.len(), 1);
+        assert_eq!(first.intervals[0].partitions, 1);
+        let second = reindex(&storage, &spec, options("2013-08-31/2013-09-01")).await.unwrap();
+        assert!(second.version > first.version, "{} > {}", second.version, first.version);
+        assert_eq!(visible_count(&storage).await, 4, "the old version is overshadowed, not added");
+
+        let state = Catalog::new(storage.clone(), spec.data_source.clone()).load().await.unwrap();
+        let timeline = state.timeline();
+        let old_id = segment_id("wiki", first.intervals[0].interval, &first.version, 0);
+        assert_eq!(timeline.visibility(&old_id), Some(Visibility::Overshadowed));
+        let fingerprint = &state.fingerprints["2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z"];
+        assert_eq!((fingerprint.files, fingerprint.version.as_str()), (2, second.version.as_str()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_truncated_gzip_fails_the_job_naming_the_file_and_publishes_nothing() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        put_file(&storage, 1, "good.json.gz", gzip(&events(1, &["x"]))).await;
+        let whole = gzip(&events(2, &["y"; 5000]));
+        let broken = put_file(&storage, 2, "broken.json.gz", whole.slice(..whole.len() / 2)).await;
+        let err = reindex(&storage, &spec(json!({})), options("2013-08-31/2013-09-01")).await.unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains(&broken) && message.contains("nothing was published"), "{message}");
+        assert!(matches!(err, BatchError::CorruptRaw { .. }));
+        assert!(storage.list("catalog").await.unwrap().is_empty());
+        assert!(storage.list("segments").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_lines_are_counted_and_named_and_the_rest_is_indexed() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let mut text = events(3, &["x", "y"]);
+        text.push_str("{broken\n\n{\"page\": \"no time\"}\n");
+        text.push_str(&format!("{{\"ts\": {}, \"page\": \"wrong hour\"}}\n", DAY + 7 * H));
+        let path = put_file(&storage, 3, "mixed.json", Bytes::from(text)).await;
+        let report = reindex(&storage, &spec(json!({})), options("2013-08-31/2013-09-01")).await.unwrap();
+        assert_eq!((report.events, report.rejected), (2, 3));
+        assert_eq!(report.first_rejects.len(), 3);
+        assert!(
+            report.first_rejects[0].starts_with(&format!("{path} line 3: not a valid JSON object")),
+            "{:?}",
+            report.first_rejects
+        );
+        assert!(report.first_rejects[1].contains("line 5: timestamp column \"ts\" is missing"));
+        assert!(
+            report.first_rejects[2]
+                .contains("line 6: event time 2013-08-31T07:00:00.000Z is outside the hour")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn intervals_must_line_up_with_segment_granularity() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let err =
+            reindex(&storage, &spec(json!({})), options("2013-08-31T05:00/2013-09-01")).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "interval 2013-08-31T05:00:00.000Z/2013-09-01T00:00:00.000Z does not line up with segmentGranularity \"day\"; \
+             the enclosing aligned interval is 2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_intervals_split_into_complete_partition_sets() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let pages: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
+        let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+        put_file(&storage, 0, "many.json", Bytes::from(events(0, &pages))).await;
+        let report = reindex(&storage, &spec(json!({"maxRowsPerSegment": 10})), options("2013-08-31/P1D"))
+            .await
+            .unwrap();
+        assert_eq!(report.intervals[0].partitions, 3);
+        assert_eq!(report.rows, 25);
+        let state = Catalog::new(storage.clone(), layouts::DataSourceName::new("wiki").unwrap())
+            .load()
+            .await
+            .unwrap();
+        let timeline = state.timeline();
+        let chunk = &timeline.chunks()[0];
+        assert_eq!(
+            chunk.segments.iter().map(|s| (s.partition, s.partitions, s.rows)).collect::<Vec<_>>(),
+            [(0, 3, 10), (1, 3, 10), (2, 3, 5)]
+        );
+        assert_eq!(visible_count(&storage).await, 25);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_parts_count_only_once_committed() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let layout = RawLayout::parse(RawLayout::DEFAULT_TEMPLATE).unwrap();
+        let ds = layouts::DataSourceName::new("wiki").unwrap();
+        let part =
+            |start| RawFileName::StreamPart { partition: 0, start_offset: start, end_offset: start + 2 };
+        let committed = layout.hour_file(&ds, DAY + H, &part(0));
+        let uncommitted = layout.hour_file(&ds, DAY + H, &part(2));
+        storage.put(&committed, gzip(&events(1, &["a", "b"]))).await.unwrap();
+        storage.put(&uncommitted, gzip(&events(1, &["c", "d"]))).await.unwrap();
+        let catalog = Catalog::new(storage.clone(), ds.clone());
+        let mut state = catalog.load().await.unwrap();
+        let paths = vec![committed.clone()];
+        catalog
+            .commit(&mut state, "stream", |_| Ok(vec![Action::CommitRawParts { paths: paths.clone() }]))
+            .await
+            .unwrap();
+        let report = reindex(&storage, &spec(json!({})), options("2013-08-31/P1D")).await.unwrap();
+        assert_eq!((report.events, report.raw_files), (2, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interval_whose_raw_files_are_gone_becomes_a_tombstone() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let path = put_file(&storage, 1, "a.json", Bytes::from(events(1, &["x"]))).await;
+        let spec = spec(json!({}));
+        reindex(&storage, &spec, options("2013-08-31/P1D")).await.unwrap();
+        storage.delete(&path).await.unwrap();
+        let report = reindex(&storage, &spec, options("2013-08-31/P1D")).await.unwrap();
+        assert!(report.intervals[0].tombstone);
+        assert_eq!(visible_count(&storage).await, 0);
+        // An interval that never had data gets no tombstone.
+        let report = reindex(&storage, &spec, options("2013-09-05/P1D")).await.unwrap();
+        assert!(!report.intervals[0].tombstone);
+    }
+}
