@@ -128,7 +128,7 @@ struct SegmentsArgs {
 
 #[derive(Debug, Args)]
 struct GenerateArgs {
-    /// Directory to write `events-HH.json.gz` files into.
+    /// Directory to write the hourly files `events-00.json.gz`, `events-01.json.gz`, ... into.
     #[arg(long)]
     out: PathBuf,
     /// Total number of events.
@@ -187,6 +187,11 @@ fn open_storage(args: &StorageArgs) -> Result<DeepStorage> {
     Ok(DeepStorage::open(&args.deep_storage)?)
 }
 
+/// For commands that only read: a mistyped directory is an error, not a new empty one.
+fn open_existing_storage(args: &StorageArgs) -> Result<DeepStorage> {
+    Ok(DeepStorage::open_existing(&args.deep_storage)?)
+}
+
 /// Loads the spec file and picks one dataSource, warning once about fields braid ignores.
 fn load_spec(args: &SpecArgs) -> Result<(DataSourceSpec, RawLayout)> {
     let text = std::fs::read_to_string(&args.spec)
@@ -205,8 +210,12 @@ fn load_spec(args: &SpecArgs) -> Result<(DataSourceSpec, RawLayout)> {
 }
 
 async fn raw_put(args: PutArgs) -> Result<()> {
-    let storage = open_storage(&args.storage)?;
     let (spec, layout) = load_spec(&args.spec)?;
+    // Every input is checked before anything is stored, so a typo does not leave half a put.
+    for path in args.inputs.iter().filter(|p| p.as_os_str() != "-") {
+        std::fs::File::open(path).with_context(|| format!("input {}", path.display()))?;
+    }
+    let storage = open_storage(&args.storage)?;
     let mut inputs: Vec<PutInput> = args
         .inputs
         .iter()
@@ -228,8 +237,8 @@ async fn raw_put(args: PutArgs) -> Result<()> {
 }
 
 async fn reindex(args: ReindexArgs) -> Result<()> {
-    let storage = open_storage(&args.storage)?;
     let (spec, raw_layout) = load_spec(&args.spec)?;
+    let storage = open_storage(&args.storage)?;
     let interval = Interval::parse(&args.interval).with_context(|| "--interval".to_string())?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let options = ReindexOptions {
@@ -248,9 +257,10 @@ async fn reindex(args: ReindexArgs) -> Result<()> {
 }
 
 async fn segments(args: SegmentsArgs) -> Result<()> {
-    let storage = open_storage(&args.storage)?;
-    let names = match &args.data_source {
-        Some(name) => vec![DataSourceName::new(name)?],
+    let only = args.data_source.as_deref().map(DataSourceName::new).transpose()?;
+    let storage = open_existing_storage(&args.storage)?;
+    let names = match only {
+        Some(name) => vec![name],
         None => Catalog::data_sources(&storage).await?,
     };
     let mut views = Vec::new();

@@ -451,6 +451,9 @@ fn read_file(
     let mut lines = Lines::new(Cursor::new(bytes)).map_err(|e| corrupt(0, e))?;
     let mut last_line = 0;
     let mut uncompressed = 0u64;
+    // Events of one file almost always share a segment: count runs, not per-event map updates.
+    let (mut run_segment, mut run_events) = (file_segment, 0u64);
+    let granularity = schema.spec().granularity.segment;
     loop {
         let (number, line) = match lines.next_line() {
             Ok(Some(next)) => next,
@@ -473,8 +476,12 @@ fn read_file(
             Ok(time) if !options.interval.contains(time) => continue,
             Ok(time) => {
                 worker.index.fold_parsed();
-                let segment = schema.segment_interval(time).start;
-                worker.stats.entry(segment).or_default().events += 1;
+                let segment = granularity.truncate(time);
+                if segment != run_segment {
+                    worker.stats.entry(run_segment).or_default().events += run_events;
+                    (run_segment, run_events) = (segment, 0);
+                }
+                run_events += 1;
                 continue;
             }
             Err(e) => e.to_string(),
@@ -484,6 +491,7 @@ fn read_file(
             worker.rejects.push(format!("{} line {number}: {problem}", file.path));
         }
     }
+    worker.stats.entry(run_segment).or_default().events += run_events;
     let stats = worker.stats.entry(file_segment).or_default();
     stats.busy += started.elapsed();
     stats.raw_files += 1;

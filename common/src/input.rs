@@ -10,6 +10,9 @@ use flate2::read::MultiGzDecoder;
 /// The two bytes every gzip member starts with.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// Some editors start UTF-8 files with this.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Buffer size for decompressed input: large enough that line scanning dominates, not refills.
 const BUFFER_BYTES: usize = 256 * 1024;
 
@@ -40,7 +43,9 @@ impl<R: Read + Send + 'static> Lines<R> {
         Ok(Self { reader, line: Vec::with_capacity(1024), number: 0, _source: std::marker::PhantomData })
     }
 
-    /// The next line without its line ending, and its 1-based number; `None` at the end.
+    /// The next line without its `\n`, and its 1-based number; `None` at the end. A `\r`
+    /// before the `\n` stays (it is JSON whitespace, and raw lines are kept byte for byte);
+    /// a UTF-8 byte order mark at the very start is not part of any event and is dropped.
     /// A truncated or corrupt gzip stream is an error here.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
         self.line.clear();
@@ -48,14 +53,9 @@ impl<R: Read + Send + 'static> Lines<R> {
             return Ok(None);
         }
         self.number += 1;
-        let mut end = self.line.len();
-        if self.line[..end].ends_with(b"\n") {
-            end -= 1;
-        }
-        if self.line[..end].ends_with(b"\r") {
-            end -= 1;
-        }
-        Ok(Some((self.number, &self.line[..end])))
+        let start = if self.number == 1 && self.line.starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
+        let end = self.line.len() - usize::from(self.line.ends_with(b"\n"));
+        Ok(Some((self.number, &self.line[start..end])))
     }
 }
 
@@ -91,7 +91,9 @@ mod tests {
     #[test]
     fn plain_and_gzip_and_multi_member_gzip() {
         let expected = vec![(1, "a".to_string()), (2, "b".to_string()), (3, "c".to_string())];
-        assert_eq!(collect(b"a\r\nb\nc".to_vec()).unwrap(), expected);
+        assert_eq!(collect(b"\xEF\xBB\xBFa\nb\nc".to_vec()).unwrap(), expected);
+        let crlf = collect(b"a\r\nb\r\n".to_vec()).unwrap();
+        assert_eq!(crlf, vec![(1, "a\r".to_string()), (2, "b\r".to_string())], "kept byte for byte");
         assert_eq!(collect(gzip(b"a\nb\nc\n")).unwrap(), expected);
         let mut members = gzip(b"a\nb\n");
         members.extend(gzip(b"c\n"));

@@ -85,6 +85,16 @@ impl DeepStorage {
     /// `s3://bucket/prefix` (credentials and endpoint from the usual AWS environment
     /// variables), or `memory://` (a fresh in-memory store, for tests).
     pub fn open(url: &str) -> Result<Self, StorageError> {
+        Self::open_with(url, true)
+    }
+
+    /// Like [`DeepStorage::open`] for commands that only read: a local directory must exist,
+    /// so a mistyped path is an error rather than a new empty directory.
+    pub fn open_existing(url: &str) -> Result<Self, StorageError> {
+        Self::open_with(url, false)
+    }
+
+    fn open_with(url: &str, create: bool) -> Result<Self, StorageError> {
         let invalid = |reason: String| StorageError::InvalidUrl { url: url.into(), reason };
         if url.is_empty() {
             return Err(invalid("empty; expected a directory, file://, s3:// or memory:// URL".into()));
@@ -114,7 +124,11 @@ impl DeepStorage {
             }
             None => url,
         };
-        std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create directory: {e}")))?;
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create directory: {e}")))?;
+        } else if !std::path::Path::new(dir).is_dir() {
+            return Err(invalid("no such directory".into()));
+        }
         let store = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| invalid(e.to_string()))?
             // Readers never see half-written files: each put goes to a temporary name first.
@@ -287,6 +301,10 @@ mod tests {
         assert!(err.contains("ftp://host/x") && err.contains("unsupported scheme"), "{err}");
         let err = DeepStorage::open("").unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
+        let missing = tempfile::tempdir().unwrap().path().join("typo");
+        let err = DeepStorage::open_existing(missing.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("typo") && err.contains("no such directory"), "{err}");
+        assert!(!missing.exists());
         let err = DeepStorage::open("s3:///prefix").unwrap_err().to_string();
         assert!(err.contains("bucket"), "{err}");
     }
