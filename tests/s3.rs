@@ -81,26 +81,14 @@ fn the_walkthrough_runs_on_s3_and_concurrent_reindexes_both_commit() {
         return;
     };
     create_bucket(moto.port, "braid-test");
-    let put = run(braid(moto.port).args([
-        "raw",
-        "put",
-        "--json",
-        "--spec",
-        "examples/wikipedia.json",
-        "examples/wikipedia-events.json",
-    ]));
-    let put: serde_json::Value = serde_json::from_str(&put).unwrap();
-    assert_eq!(put["events"], 5);
+    let put_tutorial = || -> serde_json::Value {
+        let args =
+            ["raw", "put", "--json", "--spec", "examples/wikipedia.json", "examples/wikipedia-events.json"];
+        serde_json::from_str(&run(braid(moto.port).args(args))).unwrap()
+    };
+    assert_eq!(put_tutorial()["events"], 5);
     // Create-only writes: the same input again finds every file there.
-    let again = run(braid(moto.port).args([
-        "raw",
-        "put",
-        "--json",
-        "--spec",
-        "examples/wikipedia.json",
-        "examples/wikipedia-events.json",
-    ]));
-    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    let again = put_tutorial();
     assert!(again["parts"].as_array().unwrap().iter().all(|p| p["created"] == false), "{again}");
 
     // Two reindexes at once race for the same catalog sequence number; both must land.

@@ -162,8 +162,12 @@ pub async fn reindex(
     info!(files = files.len(), intervals = segment_intervals.len(), version, "Reindexing.");
 
     let schema = RollupSchema::new(spec);
+    let phase = Instant::now();
     let (index, stats, rejects) = read_all(storage, &schema, &files, &options).await?;
+    info!(rows = index.rows(), seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
+    let phase = Instant::now();
     let segments = index.segments();
+    info!(seconds = phase.elapsed().as_secs_f64(), "Sorted rows into segments.");
 
     // Encode and write every partition before the commit that names them.
     let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
@@ -177,7 +181,9 @@ pub async fn reindex(
             }
         }
     }
+    let phase = Instant::now();
     let written = write_segments(storage, spec, Arc::new(index), &version, jobs, options.threads).await?;
+    info!(files = written.len(), seconds = phase.elapsed().as_secs_f64(), "Wrote segment files.");
     let mut records: Vec<SegmentRecord> = written.iter().map(|(record, _)| record.clone()).collect();
     let encode_time: HashMap<Interval, Duration> = written.iter().fold(HashMap::new(), |mut acc, (r, d)| {
         *acc.entry(r.interval).or_default() += *d;
@@ -409,6 +415,7 @@ async fn read_all(
         if let Some(error) = first_error.into_inner().expect("not poisoned") {
             return Err(error);
         }
+        let merging = Instant::now();
         let mut results = results.into_iter();
         let mut merged = results.next().expect("at least one worker");
         for other in results {
@@ -426,6 +433,7 @@ async fn read_all(
         }
         merged.rejects.sort();
         merged.rejects.truncate(REPORTED_REJECTS);
+        info!(seconds = merging.elapsed().as_secs_f64(), "Merged the workers' indexes.");
         Ok((merged.index, merged.stats, merged.rejects))
     })
     .await
