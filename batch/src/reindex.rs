@@ -18,7 +18,7 @@ use common::catalog::{
     Action, Catalog, CatalogError, CatalogState, Fingerprint, Origin, SegmentRecord, now_millis,
 };
 use common::input::{Lines, is_blank};
-use common::rollup::{RollupIndex, RollupSchema};
+use common::rollup::{Ranks, RollupIndex, RollupSchema};
 use common::segment::{SegmentDescription, segment_id, write_segment};
 use common::spec::DataSourceSpec;
 use common::storage::DeepStorage;
@@ -26,9 +26,10 @@ use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use layouts::{RawFileName, RawLayout, SegmentPath};
+use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tracing::{info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 use crate::BatchError;
 
@@ -166,7 +167,8 @@ pub async fn reindex(
     let (index, stats, rejects) = read_all(storage, &schema, &files, &options).await?;
     info!(rows = index.rows(), seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
     let phase = Instant::now();
-    let segments = index.segments();
+    let ranks = index.ranks();
+    let segments = index.segments(&ranks);
     info!(seconds = phase.elapsed().as_secs_f64(), "Sorted rows into segments.");
 
     // Encode and write every partition before the commit that names them.
@@ -182,7 +184,8 @@ pub async fn reindex(
         }
     }
     let phase = Instant::now();
-    let written = write_segments(storage, spec, Arc::new(index), &version, jobs, options.threads).await?;
+    let written =
+        write_segments(storage, spec, Arc::new((index, ranks)), &version, jobs, options.threads).await?;
     info!(files = written.len(), seconds = phase.elapsed().as_secs_f64(), "Wrote segment files.");
     let mut records: Vec<SegmentRecord> = written.iter().map(|(record, _)| record.clone()).collect();
     let encode_time: HashMap<Interval, Duration> = written.iter().fold(HashMap::new(), |mut acc, (r, d)| {
@@ -419,7 +422,8 @@ async fn read_all(
         let mut results = results.into_iter();
         let mut merged = results.next().expect("at least one worker");
         for other in results {
-            merged.index.merge(other.index);
+            merged.index.merge(&other.index);
+            drop_in_background(other.index);
             for (start, s) in other.stats {
                 let entry = merged.stats.entry(start).or_default();
                 entry.events += s.events;
@@ -515,7 +519,7 @@ type EncodeJob = (Interval, u32, u32, Vec<u32>);
 async fn write_segments(
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    index: Arc<RollupIndex>,
+    index: Arc<(RollupIndex, Ranks)>,
     version: &str,
     jobs: Vec<EncodeJob>,
     threads: usize,
@@ -523,34 +527,31 @@ async fn write_segments(
     let handle = tokio::runtime::Handle::current();
     let (storage_for_workers, spec_for_workers, version_for_workers) =
         (storage.clone(), spec.clone(), version.to_string());
-    let results = tokio::task::spawn_blocking(move || {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Result<(SegmentRecord, Duration), BatchError>>> = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..threads.max(1).min(jobs.len().max(1)) {
-                scope.spawn(|| {
-                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let result = encode_one(
+    // Segments encode in parallel, and so do the row groups inside each one, on a pool of
+    // the job's size.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| BatchError::InvalidRequest(format!("cannot start encoder threads: {e}")))?;
+    let results: Vec<Result<(SegmentRecord, Duration), BatchError>> =
+        tokio::task::spawn_blocking(move || {
+            pool.install(|| {
+                jobs.par_iter()
+                    .map(|job| {
+                        encode_one(
                             &handle,
                             &storage_for_workers,
                             &spec_for_workers,
                             &index,
                             &version_for_workers,
                             job,
-                        );
-                        let failed = result.is_err();
-                        results.lock().expect("not poisoned").push(result);
-                        if failed {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        results.into_inner().expect("not poisoned")
-    })
-    .await
-    .map_err(|e| BatchError::InvalidRequest(format!("segment encoder failed: {e}")))?;
+                        )
+                    })
+                    .collect()
+            })
+        })
+        .await
+        .map_err(|e| BatchError::InvalidRequest(format!("segment encoder failed: {e}")))?;
     let mut records = Vec::with_capacity(results.len());
     let mut failure = None;
     for result in results {
@@ -575,7 +576,7 @@ fn encode_one(
     handle: &tokio::runtime::Handle,
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    index: &RollupIndex,
+    (index, ranks): &(RollupIndex, Ranks),
     version: &str,
     (interval, partition, partitions, rows): &EncodeJob,
 ) -> Result<(SegmentRecord, Duration), BatchError> {
@@ -583,7 +584,8 @@ fn encode_one(
     let started = Instant::now();
     let data_source = spec.data_source.as_str();
     let id = segment_id(data_source, interval, version, partition);
-    let (batch, dimensions) = index.record_batch(rows);
+    let (batch, dimensions) = index.record_batch(rows, ranks);
+    let built = started.elapsed();
     let description = SegmentDescription {
         id: id.clone(),
         data_source: data_source.to_string(),
@@ -596,11 +598,20 @@ fn encode_one(
         rollup: spec.granularity.rollup,
     };
     let bytes = write_segment(&batch, &description)?;
+    let encoded = started.elapsed();
     let path = SegmentPath::new(spec.data_source.clone(), interval.start, interval.end, version, partition)
         .map_err(|e| BatchError::InvalidRequest(e.to_string()))?
         .to_path();
     let size = bytes.len() as u64;
     handle.block_on(storage.put_create(&path, bytes))?;
+    debug!(
+        id,
+        rows = rows.len(),
+        build_seconds = built.as_secs_f64(),
+        encode_seconds = (encoded - built).as_secs_f64(),
+        write_seconds = (started.elapsed() - encoded).as_secs_f64(),
+        "Wrote a segment."
+    );
     let record = SegmentRecord {
         id,
         data_source: data_source.to_string(),
@@ -615,6 +626,12 @@ fn encode_one(
         created: format_iso(now_millis()),
     };
     Ok((record, started.elapsed()))
+}
+
+/// Frees a large value on another thread: an index of a million rows holds hundreds of
+/// thousands of small allocations, and freeing them is nothing the job needs to wait for.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
 }
 
 fn tombstone(spec: &DataSourceSpec, interval: Interval, version: &str) -> SegmentRecord {

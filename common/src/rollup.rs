@@ -19,7 +19,7 @@ use hashbrown::HashTable;
 use crate::spec::{AggregatorKind, DataSourceSpec, MetricSpec};
 use crate::time::{Granularity, Interval, Millis};
 
-pub use arrow_out::SegmentRows;
+pub use arrow_out::{Ranks, SegmentRows};
 use dictionary::Dictionary;
 pub use parse::{EventError, event_time};
 
@@ -337,45 +337,48 @@ impl RollupIndex {
             self.widen(self.scratch.key.len());
         }
         let time = self.schema.row_time(self.scratch.time);
-        let width = self.width;
-        let row = if self.schema.spec.granularity.rollup {
-            let key = &self.scratch.key;
-            let hash = hash_key(&self.hasher, time, key);
-            let (keys, times) = (&self.keys, &self.times);
-            let found = self.table.find(hash, |&row| {
-                let row = row as usize;
-                times[row] == time && &keys[row * width..(row + 1) * width] == key.as_slice()
-            });
-            found.map(|r| *r as usize)
-        } else {
-            None
-        };
-        match row {
-            Some(row) => {
-                for metric in &mut self.metrics {
-                    metric.fold(row, &self.scratch.inputs);
-                }
-            }
-            None => {
-                let row = self.times.len();
-                self.push_row(time, row);
-                for metric in &mut self.metrics {
-                    metric.push(&self.scratch.inputs);
-                }
+        let (row, is_new) = self.row_for_scratch_key(time);
+        for metric in &mut self.metrics {
+            if is_new {
+                metric.push(&self.scratch.inputs);
+            } else {
+                metric.fold(row, &self.scratch.inputs);
             }
         }
     }
 
-    fn push_row(&mut self, time: Millis, row: usize) {
-        self.keys.extend_from_slice(&self.scratch.key);
-        self.times.push(time);
-        if self.schema.spec.granularity.rollup {
-            let hash = hash_key(&self.hasher, time, &self.scratch.key);
-            let (keys, times, hasher, width) = (&self.keys, &self.times, &self.hasher, self.width);
-            self.table.insert_unique(hash, row as u32, |&r| {
-                let r = r as usize;
-                hash_key(hasher, times[r], &keys[r * width..(r + 1) * width])
-            });
+    /// The row holding the scratch key at `time`, appended when there is none (always, without
+    /// rollup); true when it is new. The key is hashed once and probed once.
+    fn row_for_scratch_key(&mut self, time: Millis) -> (usize, bool) {
+        let width = self.width;
+        let (keys, times, key) = (&mut self.keys, &mut self.times, &self.scratch.key);
+        if !self.schema.spec.granularity.rollup {
+            keys.extend_from_slice(key);
+            times.push(time);
+            return (times.len() - 1, true);
+        }
+        let hasher = &self.hasher;
+        let hash = hash_key(hasher, time, key);
+        let entry = self.table.entry(
+            hash,
+            |&row| {
+                let row = row as usize;
+                times[row] == time && keys[row * width..(row + 1) * width] == key[..]
+            },
+            |&row| {
+                let row = row as usize;
+                hash_key(hasher, times[row], &keys[row * width..(row + 1) * width])
+            },
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => (*found.get() as usize, false),
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                let row = times.len();
+                slot.insert(row as u32);
+                keys.extend_from_slice(key);
+                times.push(time);
+                (row, true)
+            }
         }
     }
 
@@ -409,7 +412,7 @@ impl RollupIndex {
 
     /// Folds every row of another index of the same dataSource into this one (how parallel
     /// batch workers combine their work).
-    pub fn merge(&mut self, other: RollupIndex) {
+    pub fn merge(&mut self, other: &RollupIndex) {
         // Map the other's dimensions and dictionary ids into ours.
         let mut dim_map = Vec::with_capacity(other.dims.len());
         let mut id_maps = Vec::with_capacity(other.dims.len());
@@ -432,40 +435,29 @@ impl RollupIndex {
             self.widen(self.dims.len());
         }
         self.scratch.resize(self.dims.len());
-        let width = self.width;
         for row in 0..other.times.len() {
             self.scratch.key.iter_mut().for_each(|id| *id = 0);
             let theirs = &other.keys[row * other.width..(row + 1) * other.width];
             for (d, &id) in theirs.iter().enumerate() {
                 self.scratch.key[dim_map[d]] = id_maps[d][id as usize];
             }
-            let time = other.times[row];
-            let existing = if self.schema.spec.granularity.rollup {
-                let key = &self.scratch.key;
-                let hash = hash_key(&self.hasher, time, key);
-                let (keys, times) = (&self.keys, &self.times);
-                self.table
-                    .find(hash, |&r| {
-                        let r = r as usize;
-                        times[r] == time && &keys[r * width..(r + 1) * width] == key.as_slice()
-                    })
-                    .map(|r| *r as usize)
-            } else {
-                None
-            };
-            if existing.is_none() {
-                let new_row = self.times.len();
-                self.push_row(time, new_row);
-            }
+            let (ours, is_new) = self.row_for_scratch_key(other.times[row]);
+            let existing = (!is_new).then_some(ours);
             for (ours, theirs) in self.metrics.iter_mut().zip(&other.metrics) {
                 ours.merge(existing, theirs, row);
             }
         }
     }
 
+    /// The sort order of every dimension's values, for [`RollupIndex::segments`] and
+    /// [`RollupIndex::record_batch`]; valid until the index changes.
+    pub fn ranks(&self) -> Ranks {
+        arrow_out::ranks(self)
+    }
+
     /// Rows grouped by segment interval, each group sorted by time then dimension values.
-    pub fn segments(&self) -> BTreeMap<Interval, SegmentRows> {
-        arrow_out::segments(self)
+    pub fn segments(&self, ranks: &Ranks) -> BTreeMap<Interval, SegmentRows> {
+        arrow_out::segments(self, ranks)
     }
 
     /// Drops every row, keeping dictionaries (the stream reuses an index across checkpoints).

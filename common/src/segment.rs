@@ -5,13 +5,19 @@
 //! and pages carry statistics so readers prune by time. The footer's key-value metadata holds
 //! the segment id and a JSON description (`braid.segment`), so a segment describes itself.
 
+use std::sync::Arc;
+
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{DimensionSpec, MetricSpec};
@@ -68,14 +74,15 @@ pub struct SegmentDescription {
     pub rollup: bool,
 }
 
-/// Encodes rows as a Parquet segment file.
+/// Encodes rows as a Parquet segment file. Row groups are encoded in parallel (on rayon's
+/// pool) and then written in order, so one large segment still uses every core.
 pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> Result<Bytes, SegmentError> {
     let error = |e: &dyn std::fmt::Display| SegmentError::Format {
         id: description.id.clone(),
         message: e.to_string(),
     };
     let json = serde_json::to_string(description).map_err(|e| error(&e))?;
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| error(&e))?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -84,9 +91,41 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
             KeyValue::new(DESCRIPTION_KEY.to_string(), json),
         ]))
         .build();
+    // What ArrowWriter would embed: readers get back dictionary strings and the UTC zone.
+    add_encoded_arrow_schema_to_metadata(&batch.schema(), &mut props);
+    let props = Arc::new(props);
+    let parquet_schema = ArrowSchemaConverter::new()
+        .with_coerce_types(props.coerce_types())
+        .convert(&batch.schema())
+        .map_err(|e| error(&e))?;
     let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).map_err(|e| error(&e))?;
-    writer.write(batch).map_err(|e| error(&e))?;
+    let mut writer = SerializedFileWriter::new(&mut buffer, parquet_schema.root_schema_ptr(), props)
+        .map_err(|e| error(&e))?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, batch.schema());
+
+    let groups = batch.num_rows().div_ceil(ROW_GROUP_ROWS);
+    let encoded: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let offset = g * ROW_GROUP_ROWS;
+            let rows = batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset));
+            let mut writers = factory.create_column_writers(g)?;
+            let mut writers_iter = writers.iter_mut();
+            for (field, column) in rows.schema().fields().iter().zip(rows.columns()) {
+                for leaf in compute_leaves(field, column)? {
+                    writers_iter.next().expect("one writer per leaf").write(&leaf)?;
+                }
+            }
+            writers.into_iter().map(|w| w.close()).collect()
+        })
+        .collect();
+    for chunks in encoded {
+        let mut row_group = writer.next_row_group().map_err(|e| error(&e))?;
+        for chunk in chunks.map_err(|e| error(&e))? {
+            chunk.append_to_row_group(&mut row_group).map_err(|e| error(&e))?;
+        }
+        row_group.close().map_err(|e| error(&e))?;
+    }
     writer.close().map_err(|e| error(&e))?;
     Ok(Bytes::from(buffer))
 }

@@ -11,7 +11,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use super::{MetricColumn, RollupIndex};
+use rayon::prelude::*;
+
+use super::{Dictionary, MetricColumn, RollupIndex};
 use crate::spec::{AggregatorKind, DimensionSpec, DimensionType};
 use crate::time::Interval;
 
@@ -27,7 +29,16 @@ pub struct SegmentRows {
     pub rows: Vec<u32>,
 }
 
-pub(super) fn segments(index: &RollupIndex) -> BTreeMap<Interval, SegmentRows> {
+/// Each dimension's values in sorted order: `ranks[d][id]` is the position of value `id` of
+/// dimension `d` (null first). Computed once per output, shared by every segment.
+#[derive(Debug, Clone)]
+pub struct Ranks(Vec<Vec<u32>>);
+
+pub(super) fn ranks(index: &RollupIndex) -> Ranks {
+    Ranks(index.dims.par_iter().map(|d| d.values.ranks()).collect())
+}
+
+pub(super) fn segments(index: &RollupIndex, ranks: &Ranks) -> BTreeMap<Interval, SegmentRows> {
     let mut groups: BTreeMap<Interval, SegmentRows> = BTreeMap::new();
     for (row, &time) in index.times.iter().enumerate() {
         let interval = index.schema.segment_interval(time);
@@ -38,22 +49,21 @@ pub(super) fn segments(index: &RollupIndex) -> BTreeMap<Interval, SegmentRows> {
             .push(row as u32);
     }
     let order = index.column_order();
-    let ranks: Vec<Vec<u32>> = order.iter().map(|&d| index.dims[d].values.ranks()).collect();
     let width = index.width;
-    let key_rank = |row: u32, i: usize| -> u32 {
-        let d = order[i];
-        if d >= width { 0 } else { ranks[i][index.keys[row as usize * width + d] as usize] }
+    let key_rank = |row: u32, d: usize| -> u32 {
+        if d >= width { 0 } else { ranks.0[d][index.keys[row as usize * width + d] as usize] }
     };
-    for group in groups.values_mut() {
-        group.rows.sort_unstable_by(|&a, &b| {
+    groups.par_iter_mut().for_each(|(_, group)| {
+        group.rows.par_sort_unstable_by(|&a, &b| {
             index.times[a as usize].cmp(&index.times[b as usize]).then_with(|| {
-                (0..order.len())
-                    .map(|i| key_rank(a, i).cmp(&key_rank(b, i)))
+                order
+                    .iter()
+                    .map(|&d| key_rank(a, d).cmp(&key_rank(b, d)))
                     .find(|o| o.is_ne())
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
         });
-    }
+    });
     groups
 }
 
@@ -61,7 +71,7 @@ impl RollupIndex {
     /// Builds the segment columns for some rows: `__time`, the dimensions (discovered
     /// dimensions only where these rows have a value), then the metrics. Also returns the
     /// dimensions it wrote.
-    pub fn record_batch(&self, rows: &[u32]) -> (RecordBatch, Vec<DimensionSpec>) {
+    pub fn record_batch(&self, rows: &[u32], ranks: &Ranks) -> (RecordBatch, Vec<DimensionSpec>) {
         let width = self.width;
         let id_of = |row: u32, d: usize| if d >= width { 0 } else { self.keys[row as usize * width + d] };
         let mut fields = vec![Field::new(
@@ -72,54 +82,30 @@ impl RollupIndex {
         let times: TimestampMillisecondArray =
             rows.iter().map(|&r| self.times[r as usize]).collect::<Vec<_>>().into();
         let mut columns: Vec<ArrayRef> = vec![Arc::new(times.with_timezone("UTC"))];
-        let mut written = Vec::new();
         let schemaless = self.schema.spec.dimensions.is_schemaless();
-        for d in self.column_order() {
-            let dim = &self.dims[d];
-            let ids: Vec<u32> = rows.iter().map(|&r| id_of(r, d)).collect();
-            if schemaless && ids.iter().all(|&id| id == 0) {
-                continue;
-            }
-            let kind = dim.values.kind();
-            let (data_type, column): (DataType, ArrayRef) = match kind {
-                DimensionType::String => {
-                    // A per-segment dictionary of just the values these rows use, in sorted order.
-                    let mut used: Vec<u32> = ids.iter().copied().filter(|&id| id != 0).collect();
-                    used.sort_unstable_by(|a, b| dim.values.str_value(*a).cmp(dim.values.str_value(*b)));
-                    used.dedup();
-                    let mut dense = vec![-1i32; dim.values.len() + 1];
-                    for (i, &id) in used.iter().enumerate() {
-                        dense[id as usize] = i as i32;
-                    }
-                    let keys: Int32Array =
-                        ids.iter().map(|&id| (id != 0).then(|| dense[id as usize])).collect();
-                    let values: StringArray = used.iter().map(|&id| Some(dim.values.str_value(id))).collect();
-                    let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values))
-                        .expect("dictionary keys are in range by construction");
-                    (
-                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                        Arc::new(array),
-                    )
+        let dimension_columns: Vec<Option<(Field, ArrayRef, DimensionSpec)>> = self
+            .column_order()
+            .into_par_iter()
+            .map(|d| {
+                let ids: Vec<u32> = rows.iter().map(|&r| id_of(r, d)).collect();
+                if schemaless && ids.iter().all(|&id| id == 0) {
+                    return None;
                 }
-                DimensionType::Long => {
-                    let array: Int64Array =
-                        ids.iter().map(|&id| (id != 0).then(|| dim.values.i64_value(id))).collect();
-                    (DataType::Int64, Arc::new(array))
-                }
-                DimensionType::Float => {
-                    let array: Float32Array =
-                        ids.iter().map(|&id| (id != 0).then(|| dim.values.f32_value(id))).collect();
-                    (DataType::Float32, Arc::new(array))
-                }
-                DimensionType::Double => {
-                    let array: Float64Array =
-                        ids.iter().map(|&id| (id != 0).then(|| dim.values.f64_value(id))).collect();
-                    (DataType::Float64, Arc::new(array))
-                }
-            };
-            fields.push(Field::new(dim.name.as_ref(), data_type, true));
+                let dim = &self.dims[d];
+                let (data_type, column) = dimension_column(&dim.values, &ids, &ranks.0[d]);
+                let kind = dim.values.kind();
+                Some((
+                    Field::new(dim.name.as_ref(), data_type, true),
+                    column,
+                    DimensionSpec { kind, name: dim.name.to_string() },
+                ))
+            })
+            .collect();
+        let mut written = Vec::new();
+        for (field, column, spec) in dimension_columns.into_iter().flatten() {
+            fields.push(field);
             columns.push(column);
-            written.push(DimensionSpec { kind, name: dim.name.to_string() });
+            written.push(spec);
         }
         for (spec, metric) in self.schema.spec.metrics.iter().zip(&self.metrics) {
             let (data_type, nullable, column): (DataType, bool, ArrayRef) = match metric {
@@ -150,5 +136,43 @@ impl RollupIndex {
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .expect("columns match the schema by construction");
         (batch, written)
+    }
+}
+
+/// One dimension's column for some rows' ids. Strings get a per-segment dictionary of just the
+/// values these rows use, in sorted order.
+fn dimension_column(values: &Dictionary, ids: &[u32], ranks: &[u32]) -> (DataType, ArrayRef) {
+    match values.kind() {
+        DimensionType::String => {
+            let mut seen = vec![false; values.len() + 1];
+            let mut used: Vec<u32> = Vec::new();
+            for &id in ids.iter().filter(|&&id| id != 0) {
+                if !std::mem::replace(&mut seen[id as usize], true) {
+                    used.push(id);
+                }
+            }
+            used.sort_unstable_by_key(|&id| ranks[id as usize]);
+            let mut dense = vec![-1i32; values.len() + 1];
+            for (i, &id) in used.iter().enumerate() {
+                dense[id as usize] = i as i32;
+            }
+            let keys: Int32Array = ids.iter().map(|&id| (id != 0).then(|| dense[id as usize])).collect();
+            let strings: StringArray = used.iter().map(|&id| Some(values.str_value(id))).collect();
+            let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(strings))
+                .expect("dictionary keys are in range by construction");
+            (DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), Arc::new(array))
+        }
+        DimensionType::Long => {
+            let array: Int64Array = ids.iter().map(|&id| (id != 0).then(|| values.i64_value(id))).collect();
+            (DataType::Int64, Arc::new(array))
+        }
+        DimensionType::Float => {
+            let array: Float32Array = ids.iter().map(|&id| (id != 0).then(|| values.f32_value(id))).collect();
+            (DataType::Float32, Arc::new(array))
+        }
+        DimensionType::Double => {
+            let array: Float64Array = ids.iter().map(|&id| (id != 0).then(|| values.f64_value(id))).collect();
+            (DataType::Float64, Arc::new(array))
+        }
     }
 }

@@ -43,6 +43,10 @@ pub(super) struct Scratch {
     has_time: bool,
     error: Option<EventError>,
     number: Vec<u8>,
+    /// The slot of the key last seen at each position: events of one source repeat their
+    /// key order, so most keys resolve with one short comparison instead of a hash lookup.
+    key_cache: Vec<(Box<str>, Slot)>,
+    key_position: usize,
 }
 
 impl Scratch {
@@ -54,12 +58,19 @@ impl Scratch {
             has_time: false,
             error: None,
             number: Vec::with_capacity(32),
+            key_cache: Vec::new(),
+            key_position: 0,
         }
     }
 
     pub(super) fn resize(&mut self, dims: usize) {
         self.key.resize(dims, 0);
     }
+}
+
+/// Checking the whole line once lets serde_json skip checking each string.
+fn utf8(line: &[u8]) -> Result<&str, EventError> {
+    std::str::from_utf8(line).map_err(|e| EventError::Json(format!("not UTF-8: {e}")))
 }
 
 pub(super) fn parse_event(index: &mut RollupIndex, line: &[u8]) -> Result<Millis, EventError> {
@@ -70,7 +81,8 @@ pub(super) fn parse_event(index: &mut RollupIndex, line: &[u8]) -> Result<Millis
     scratch.has_time = false;
     scratch.error = None;
 
-    let mut de = serde_json::Deserializer::from_slice(line);
+    let mut de = serde_json::Deserializer::from_str(utf8(line)?);
+    index.scratch.key_position = 0;
     let result = de::Deserializer::deserialize_map(&mut de, EventVisitor { index }).and_then(|()| de.end());
     if let Some(error) = index.scratch.error.take() {
         return Err(error);
@@ -156,22 +168,41 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Slot, E> {
-        if let Some(slot) = self.index.fields.get(key) {
+        let index = self.index;
+        let position = index.scratch.key_position;
+        index.scratch.key_position += 1;
+        if let Some((cached, slot)) = index.scratch.key_cache.get(position)
+            && **cached == *key
+        {
             return Ok(*slot);
         }
-        let index = self.index;
-        let slot = if index.schema.spec.dimensions.is_schemaless() && !key.is_empty() && key != "__time" {
-            index
-                .dims
-                .push(Dimension { name: key.into(), values: super::Dictionary::new(DimensionType::String) });
-            index.scratch.key.push(0);
-            Slot::Dimension(index.dims.len() - 1)
-        } else {
-            Slot::Ignore
-        };
-        index.fields.insert(key.into(), slot);
+        let slot = resolve_key(index, key);
+        let cache = &mut index.scratch.key_cache;
+        if position < cache.len() {
+            cache[position] = (key.into(), slot);
+        } else if position == cache.len() {
+            cache.push((key.into(), slot));
+        }
         Ok(slot)
     }
+}
+
+/// The slot of a field name, discovering a dimension in schemaless mode.
+fn resolve_key(index: &mut RollupIndex, key: &str) -> Slot {
+    if let Some(slot) = index.fields.get(key) {
+        return *slot;
+    }
+    let slot = if index.schema.spec.dimensions.is_schemaless() && !key.is_empty() && key != "__time" {
+        index
+            .dims
+            .push(Dimension { name: key.into(), values: super::Dictionary::new(DimensionType::String) });
+        index.scratch.key.push(0);
+        Slot::Dimension(index.dims.len() - 1)
+    } else {
+        Slot::Ignore
+    };
+    index.fields.insert(key.into(), slot);
+    slot
 }
 
 struct TimestampSeed<'a> {
@@ -464,7 +495,7 @@ impl<'de> Visitor<'de> for NumberSeed<'_> {
 /// placing raw events in the archive, where the rest of the event is not needed yet.
 pub fn event_time(spec: &crate::spec::TimestampSpec, line: &[u8]) -> Result<Millis, EventError> {
     let mut scratch = Scratch::new(0, 0);
-    let mut de = serde_json::Deserializer::from_slice(line);
+    let mut de = serde_json::Deserializer::from_str(utf8(line)?);
     let visitor = TimeOnlyVisitor { spec, scratch: &mut scratch };
     let result = de::Deserializer::deserialize_map(&mut de, visitor).and_then(|()| de.end());
     if let Some(error) = scratch.error.take() {

@@ -40,8 +40,9 @@ fn index_of(spec: &DataSourceSpec) -> RollupIndex {
 /// Every row of every segment as text, in segment order.
 fn table(index: &RollupIndex) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    for segment in index.segments().values() {
-        let (batch, _) = index.record_batch(&segment.rows);
+    let ranks = index.ranks();
+    for segment in index.segments(&ranks).values() {
+        let (batch, _) = index.record_batch(&segment.rows, &ranks);
         out.extend(batch_rows(&batch));
     }
     out
@@ -67,9 +68,10 @@ fn tutorial_events_roll_up_by_druid_rules() {
         index.add(line.as_bytes()).unwrap();
     }
     assert_eq!(index.rows(), 5);
-    let segments = index.segments();
+    let ranks = index.ranks();
+    let segments = index.segments(&ranks);
     assert_eq!(segments.len(), 1);
-    let (batch, dims) = index.record_batch(&segments.values().next().unwrap().rows);
+    let (batch, dims) = index.record_batch(&segments.values().next().unwrap().rows, &ranks);
     assert_eq!(dims.len(), 12);
     let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names[0], "__time");
@@ -121,7 +123,7 @@ fn segments_split_by_segment_granularity_and_query_granularity_all() {
     for ts in ["2020-01-01T10:05:00Z", "2020-01-01T10:55:00Z", "2020-01-01T12:00:00Z"] {
         index.add(format!(r#"{{"ts": "{ts}", "a": "x"}}"#).as_bytes()).unwrap();
     }
-    let segments = index.segments();
+    let segments = index.segments(&index.ranks());
     let intervals: Vec<String> = segments.keys().map(|i| i.to_string()).collect();
     assert_eq!(
         intervals,
@@ -227,8 +229,9 @@ fn event_json(t: i64, a: Option<&str>, b: Option<&str>, v: Option<i64>) -> Strin
 
 fn rows_as_reference(index: &RollupIndex) -> Reference {
     let mut out = Reference::new();
-    for segment in index.segments().values() {
-        let (batch, _) = index.record_batch(&segment.rows);
+    let ranks = index.ranks();
+    for segment in index.segments(&ranks).values() {
+        let (batch, _) = index.record_batch(&segment.rows, &ranks);
         let times =
             batch.column(0).as_any().downcast_ref::<arrow::array::TimestampMillisecondArray>().unwrap();
         let text = |c: usize, r: usize| {
@@ -284,7 +287,7 @@ proptest! {
         for (t, a, b, v) in first {
             left.add(event_json(*t, *a, *b, *v).as_bytes()).unwrap();
         }
-        left.merge(right);
+        left.merge(&right);
         prop_assert_eq!(&rows_as_reference(&left), &expected);
     }
 }
