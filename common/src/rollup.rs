@@ -435,6 +435,7 @@ impl RollupIndex {
             self.widen(self.dims.len());
         }
         self.scratch.resize(self.dims.len());
+        self.reserve(other.rows());
         for row in 0..other.times.len() {
             self.scratch.key.iter_mut().for_each(|id| *id = 0);
             let theirs = &other.keys[row * other.width..(row + 1) * other.width];
@@ -453,6 +454,33 @@ impl RollupIndex {
     /// [`RollupIndex::record_batch`]; valid until the index changes.
     pub fn ranks(&self) -> Ranks {
         arrow_out::ranks(self)
+    }
+
+    /// Makes room for `rows` more rows at once, so that growing never rehashes every row
+    /// partway through a merge.
+    pub fn reserve(&mut self, rows: usize) {
+        self.keys.reserve(rows * self.width);
+        self.times.reserve(rows);
+        if self.schema.spec.granularity.rollup {
+            let (keys, times, hasher, width) = (&self.keys, &self.times, &self.hasher, self.width);
+            self.table.reserve(rows, |&r| {
+                let r = r as usize;
+                hash_key(hasher, times[r], &keys[r * width..(r + 1) * width])
+            });
+        }
+        for metric in &mut self.metrics {
+            match metric {
+                MetricColumn::Count(values) => values.reserve(rows),
+                MetricColumn::Long { values, valid, .. } => {
+                    values.reserve(rows);
+                    valid.reserve(rows);
+                }
+                MetricColumn::Double { values, valid, .. } => {
+                    values.reserve(rows);
+                    valid.reserve(rows);
+                }
+            }
+        }
     }
 
     /// Rows grouped by segment interval, each group sorted by time then dimension values.

@@ -1,15 +1,62 @@
 //! Per-dimension dictionaries: value to dense id, id 0 meaning null.
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{HashMap, HashTable};
 
 use crate::spec::DimensionType;
 
 type Map<K> = HashMap<K, u32, foldhash::fast::RandomState>;
 
+/// Bytes of a string kept in its hash-table slot.
+const INLINE: usize = 24;
+
+/// A string dictionary's table entry. The first bytes of the value live in the slot itself,
+/// so a lookup of a short string (most dimension values) compares without following a
+/// pointer: one cache miss per lookup instead of two.
+#[derive(Debug, Clone)]
+struct StrSlot {
+    id: u32,
+    len: u32,
+    head: [u8; INLINE],
+}
+
+impl StrSlot {
+    fn new(id: u32, value: &str) -> Self {
+        let mut head = [0; INLINE];
+        let n = value.len().min(INLINE);
+        head[..n].copy_from_slice(&value.as_bytes()[..n]);
+        Self { id, len: value.len() as u32, head }
+    }
+
+    fn matches(&self, value: &str, values: &[Box<str>]) -> bool {
+        let bytes = value.as_bytes();
+        if self.len as usize != bytes.len() {
+            return false;
+        }
+        let n = bytes.len().min(INLINE);
+        self.head[..n] == bytes[..n]
+            && (n == bytes.len() || values[self.id as usize - 1].as_bytes()[n..] == bytes[n..])
+    }
+}
+
+/// Strings by value, with the slot layout above.
+#[derive(Clone, Default)]
+pub(super) struct StrIds {
+    table: HashTable<StrSlot>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for StrIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrIds").field("len", &self.table.len()).finish()
+    }
+}
+
 /// The values one dimension has seen, each with a dense id starting at 1.
 #[derive(Debug, Clone)]
 pub(super) enum Dictionary {
-    Strings { ids: Map<Box<str>>, values: Vec<Box<str>> },
+    Strings { ids: StrIds, values: Vec<Box<str>> },
     Longs { ids: Map<i64>, values: Vec<i64> },
     Floats { ids: Map<u32>, values: Vec<f32> },
     Doubles { ids: Map<u64>, values: Vec<f64> },
@@ -18,7 +65,7 @@ pub(super) enum Dictionary {
 impl Dictionary {
     pub(super) fn new(kind: DimensionType) -> Self {
         match kind {
-            DimensionType::String => Self::Strings { ids: Map::default(), values: Vec::new() },
+            DimensionType::String => Self::Strings { ids: StrIds::default(), values: Vec::new() },
             DimensionType::Long => Self::Longs { ids: Map::default(), values: Vec::new() },
             DimensionType::Float => Self::Floats { ids: Map::default(), values: Vec::new() },
             DimensionType::Double => Self::Doubles { ids: Map::default(), values: Vec::new() },
@@ -49,13 +96,22 @@ impl Dictionary {
         let Self::Strings { ids, values } = self else {
             unreachable!("string values go to string dictionaries")
         };
-        if let Some(&id) = ids.get(value) {
-            return id;
+        let hasher = &ids.hasher;
+        let hash = hasher.hash_one(value);
+        let entry = ids.table.entry(
+            hash,
+            |slot| slot.matches(value, values),
+            |slot| hasher.hash_one(&*values[slot.id as usize - 1]),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => found.get().id,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                values.push(value.into());
+                let id = values.len() as u32;
+                vacant.insert(StrSlot::new(id, value));
+                id
+            }
         }
-        values.push(value.into());
-        let id = values.len() as u32;
-        ids.insert(value.into(), id);
-        id
     }
 
     pub(super) fn intern_i64(&mut self, value: i64) -> u32 {
@@ -147,6 +203,26 @@ impl Dictionary {
         match self {
             Self::Doubles { values, .. } => values[id as usize - 1],
             _ => unreachable!("double dictionary"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_longer_than_the_inline_head_are_told_apart_by_their_tails() {
+        let mut dictionary = Dictionary::new(DimensionType::String);
+        let head = "a".repeat(INLINE);
+        let values =
+            ["", "a", &head, &format!("{head}x"), &format!("{head}y"), &format!("{head}xy"), "Zürich 東京"];
+        let ids: Vec<u32> = values.iter().map(|v| dictionary.intern_str(v)).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7], "each value is new");
+        let again: Vec<u32> = values.iter().map(|v| dictionary.intern_str(v)).collect();
+        assert_eq!(again, ids, "each value is found again");
+        for (value, id) in values.iter().zip(ids) {
+            assert_eq!(dictionary.str_value(id), *value);
         }
     }
 }
