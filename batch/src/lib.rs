@@ -61,6 +61,9 @@ pub enum BatchError {
     /// A segment could not be encoded.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    /// A bug or a broken environment (a worker thread that could not start or panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl BatchError {
@@ -73,7 +76,9 @@ impl BatchError {
             Self::Catalog(CatalogError::Conflict { .. } | CatalogError::Contention { .. }) => {
                 ErrorDomain::External
             }
-            Self::Catalog(CatalogError::Corrupt { .. }) | Self::Segment(_) => ErrorDomain::Internal,
+            Self::Catalog(CatalogError::Corrupt { .. }) | Self::Segment(_) | Self::Internal(_) => {
+                ErrorDomain::Internal
+            }
         }
     }
 }

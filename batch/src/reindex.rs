@@ -29,7 +29,7 @@ use layouts::{RawFileName, RawLayout, SegmentPath};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tracing::{debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::BatchError;
 
@@ -148,9 +148,16 @@ pub async fn reindex(
     spec: &DataSourceSpec,
     options: ReindexOptions,
 ) -> Result<ReindexReport, BatchError> {
-    let started = Instant::now();
     let span = info_span!("reindex", data_source = %spec.data_source, interval = %options.interval);
-    let _enter = span.enter();
+    run_reindex(storage, spec, options).instrument(span).await
+}
+
+async fn run_reindex(
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    options: ReindexOptions,
+) -> Result<ReindexReport, BatchError> {
+    let started = Instant::now();
     let granularity = spec.granularity.segment;
     check_aligned(options.interval, granularity)?;
 
@@ -441,7 +448,7 @@ async fn read_all(
         Ok((merged.index, merged.stats, merged.rejects))
     })
     .await
-    .map_err(|e| BatchError::InvalidRequest(format!("reindex worker failed: {e}")))?
+    .map_err(|e| BatchError::Internal(format!("reindex worker failed: {e}")))?
 }
 
 /// Streams one raw file into a worker's index.
@@ -532,7 +539,7 @@ async fn write_segments(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
-        .map_err(|e| BatchError::InvalidRequest(format!("cannot start encoder threads: {e}")))?;
+        .map_err(|e| BatchError::Internal(format!("cannot start encoder threads: {e}")))?;
     let results: Vec<Result<(SegmentRecord, Duration), BatchError>> =
         tokio::task::spawn_blocking(move || {
             pool.install(|| {
@@ -551,7 +558,7 @@ async fn write_segments(
             })
         })
         .await
-        .map_err(|e| BatchError::InvalidRequest(format!("segment encoder failed: {e}")))?;
+        .map_err(|e| BatchError::Internal(format!("segment encoder failed: {e}")))?;
     let mut records = Vec::with_capacity(results.len());
     let mut failure = None;
     for result in results {
