@@ -163,7 +163,7 @@ fn read_input(
             Err(e) => {
                 return Err(BatchError::Input {
                     path: name.clone(),
-                    message: format!("{e} (after line {})", outcome.lines),
+                    message: format!("{e} (after line {})", lines.line_number()),
                 });
             }
         };

@@ -468,7 +468,6 @@ fn read_file(
         message: e.to_string(),
     };
     let mut lines = Lines::new(Cursor::new(bytes)).map_err(|e| corrupt(0, e))?;
-    let mut last_line = 0;
     let mut uncompressed = 0u64;
     // Events of one file almost always share a segment: count runs, not per-event map updates.
     let (mut run_segment, mut run_events) = (file_segment, 0u64);
@@ -477,9 +476,8 @@ fn read_file(
         let (number, line) = match lines.next_line() {
             Ok(Some(next)) => next,
             Ok(None) => break,
-            Err(e) => return Err(corrupt(last_line, e)),
+            Err(e) => return Err(corrupt(lines.line_number(), e)),
         };
-        last_line = number;
         uncompressed += line.len() as u64 + 1;
         if is_blank(line) {
             continue;

@@ -17,22 +17,21 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const BUFFER_BYTES: usize = 256 * 1024;
 
 /// A reader of lines that may come from gzip.
-pub struct Lines<R: Read> {
+pub struct Lines {
     reader: Box<dyn BufRead + Send>,
     line: Vec<u8>,
     number: u64,
-    _source: std::marker::PhantomData<R>,
 }
 
-impl<R: Read> std::fmt::Debug for Lines<R> {
+impl std::fmt::Debug for Lines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lines").field("line", &self.number).finish()
     }
 }
 
-impl<R: Read + Send + 'static> Lines<R> {
+impl Lines {
     /// Wraps input, decompressing it when it starts with the gzip magic bytes.
-    pub fn new(source: R) -> io::Result<Self> {
+    pub fn new<R: Read + Send + 'static>(source: R) -> io::Result<Self> {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, source);
         let is_gzip = buffered.fill_buf()?.starts_with(&GZIP_MAGIC);
         let reader: Box<dyn BufRead + Send> = if is_gzip {
@@ -40,7 +39,12 @@ impl<R: Read + Send + 'static> Lines<R> {
         } else {
             Box::new(buffered)
         };
-        Ok(Self { reader, line: Vec::with_capacity(1024), number: 0, _source: std::marker::PhantomData })
+        Ok(Self { reader, line: Vec::with_capacity(1024), number: 0 })
+    }
+
+    /// The number of the last line returned (0 before the first).
+    pub fn line_number(&self) -> u64 {
+        self.number
     }
 
     /// The next line without its `\n`, and its 1-based number; `None` at the end. A `\r`
