@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# DuckDB reads braid's segments in tests/duckdb.rs (proof they are plain Parquet);
+# moto_server is the local S3 that tests/s3.rs runs the binary against.
+python3 -m pip install --quiet --disable-pip-version-check duckdb "moto[server]"
+
+cargo test --workspace
