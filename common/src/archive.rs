@@ -82,11 +82,6 @@ impl HourlyArchive {
     pub fn finish(self) -> Vec<ArchivePart> {
         self.open.into_iter().map(|(hour, part)| finish(hour, part)).collect()
     }
-
-    /// Whether nothing is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
-    }
 }
 
 fn finish(hour_start: Millis, part: OpenPart) -> ArchivePart {

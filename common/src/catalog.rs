@@ -324,11 +324,6 @@ impl Catalog {
         self
     }
 
-    /// The dataSource.
-    pub fn data_source(&self) -> &DataSourceName {
-        &self.data_source
-    }
-
     /// Every dataSource that has a catalog.
     pub async fn data_sources(storage: &DeepStorage) -> Result<Vec<DataSourceName>, CatalogError> {
         let names = storage.list_dirs(layouts::catalog_root()).await?;

@@ -300,11 +300,6 @@ impl RollupIndex {
         self.times.len()
     }
 
-    /// Whether the index holds no rows.
-    pub fn is_empty(&self) -> bool {
-        self.times.is_empty()
-    }
-
     /// Names of the dimensions, in column order (declared order, or sorted when discovered).
     pub fn dimension_names(&self) -> Vec<Arc<str>> {
         self.column_order().into_iter().map(|d| self.dims[d].name.clone()).collect()
@@ -486,26 +481,6 @@ impl RollupIndex {
     /// Rows grouped by segment interval, each group sorted by time then dimension values.
     pub fn segments(&self, ranks: &Ranks) -> BTreeMap<Interval, SegmentRows> {
         arrow_out::segments(self, ranks)
-    }
-
-    /// Drops every row, keeping dictionaries (the stream reuses an index across checkpoints).
-    pub fn clear(&mut self) {
-        self.keys.clear();
-        self.times.clear();
-        self.table.clear();
-        for metric in &mut self.metrics {
-            match metric {
-                MetricColumn::Count(v) => v.clear(),
-                MetricColumn::Long { values, valid, .. } => {
-                    values.clear();
-                    valid.clear();
-                }
-                MetricColumn::Double { values, valid, .. } => {
-                    values.clear();
-                    valid.clear();
-                }
-            }
-        }
     }
 }
 

@@ -77,7 +77,6 @@ pub struct StoredObject {
 pub struct DeepStorage {
     store: Arc<dyn ObjectStore>,
     root: Path,
-    url: String,
 }
 
 impl DeepStorage {
@@ -101,7 +100,7 @@ impl DeepStorage {
         }
         if let Some(rest) = url.strip_prefix("memory://") {
             let root = Path::parse(rest.trim_matches('/')).map_err(|e| invalid(e.to_string()))?;
-            return Ok(Self { store: Arc::new(InMemory::new()), root, url: url.into() });
+            return Ok(Self { store: Arc::new(InMemory::new()), root });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -113,7 +112,7 @@ impl DeepStorage {
                 .build()
                 .map_err(|e| invalid(e.to_string()))?;
             let root = Path::parse(prefix.trim_matches('/')).map_err(|e| invalid(e.to_string()))?;
-            return Ok(Self { store: Arc::new(store), root, url: url.into() });
+            return Ok(Self { store: Arc::new(store), root });
         }
         let dir = match url.strip_prefix("file://") {
             Some(path) => path,
@@ -133,22 +132,12 @@ impl DeepStorage {
             .map_err(|e| invalid(e.to_string()))?
             // Readers never see half-written files: each put goes to a temporary name first.
             .with_automatic_cleanup(true);
-        Ok(Self { store: Arc::new(store), root: Path::default(), url: url.into() })
+        Ok(Self { store: Arc::new(store), root: Path::default() })
     }
 
     /// Deep storage over an existing object store, for tests and embedding.
     pub fn from_store(store: Arc<dyn ObjectStore>, root: &str) -> Self {
-        Self { url: format!("{store}/{root}"), store, root: Path::from(root.trim_matches('/')) }
-    }
-
-    /// The URL this storage was opened with.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The underlying object store (query engines register it directly).
-    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+        Self { store, root: Path::from(root.trim_matches('/')) }
     }
 
     /// The object-store path of a root-relative path.
