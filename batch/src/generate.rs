@@ -4,13 +4,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::generator::WikipediaGenerator;
-use common::time::Millis;
+use common::time::{HOUR_MS, Millis};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::BatchError;
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// Writes `events` events spread evenly over `hours` hourly files `events-<n>.json.gz` starting
 /// at `start`; returns each file with its size. The same seed writes the same bytes.

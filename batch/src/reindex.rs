@@ -33,8 +33,6 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::BatchError;
 
-const HOUR_MS: i64 = 3_600_000;
-
 /// What to reindex and how.
 #[derive(Debug, Clone)]
 pub struct ReindexOptions {
@@ -53,7 +51,6 @@ pub struct ReindexOptions {
 #[serde(rename_all = "camelCase")]
 pub struct IntervalReport {
     /// The segment interval.
-    #[serde(serialize_with = "interval_text")]
     pub interval: Interval,
     /// The version published for it.
     pub version: String,
@@ -109,12 +106,13 @@ pub struct ReindexReport {
     pub first_rejects: Vec<String>,
 }
 
-fn interval_text<S: serde::Serializer>(interval: &Interval, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(interval)
-}
-
 /// How many rejected lines the report names; the rest are counted.
 const REPORTED_REJECTS: usize = 20;
+
+/// The event hour that starts at `start`: a raw hour directory's span.
+fn hour_at(start: Millis) -> Interval {
+    Interval { start, end: Granularity::Hour.next(start) }
+}
 
 /// A raw file to read.
 #[derive(Debug, Clone)]
@@ -322,9 +320,7 @@ async fn list_raw_files(
     interval: Interval,
     state: &CatalogState,
 ) -> Result<Vec<RawInput>, BatchError> {
-    let first_hour = Granularity::Hour.truncate(interval.start);
-    let hours: Vec<Millis> =
-        (0..).map(|i| first_hour + i * HOUR_MS).take_while(|h| *h < interval.end).collect();
+    let hours: Vec<Millis> = Granularity::Hour.buckets(interval).map(|hour| hour.start).collect();
     let listings: Vec<_> = futures::stream::iter(hours)
         .map(|hour| async move {
             let dir = layout.hour_dir(&spec.data_source, hour);
@@ -460,7 +456,7 @@ fn read_file(
 ) -> Result<(), BatchError> {
     let started = Instant::now();
     let schema = worker.index.schema().clone();
-    let hour = Interval { start: file.hour_start, end: file.hour_start + HOUR_MS };
+    let hour = hour_at(file.hour_start);
     let file_segment = schema.segment_interval(file.hour_start.max(options.interval.start)).start;
     let corrupt = |line: u64, e: std::io::Error| BatchError::CorruptRaw {
         path: file.path.clone(),
@@ -660,10 +656,8 @@ fn fingerprint(interval: Interval, version: &str, files: &[RawInput]) -> Fingerp
     let mut hasher = Sha256::new();
     let mut count = 0;
     let mut bytes = 0;
-    let mut mine: Vec<&RawInput> = files
-        .iter()
-        .filter(|f| interval.overlaps(&Interval { start: f.hour_start, end: f.hour_start + HOUR_MS }))
-        .collect();
+    let mut mine: Vec<&RawInput> =
+        files.iter().filter(|f| interval.overlaps(&hour_at(f.hour_start))).collect();
     mine.sort_by(|a, b| a.path.cmp(&b.path));
     for f in mine {
         hasher.update(format!("{}\t{}\t{}\n", f.path, f.size, f.e_tag.as_deref().unwrap_or("")));
@@ -702,8 +696,7 @@ fn check_unchanged(
     }
     for part in current.raw_parts.difference(read_parts) {
         let Ok(raw) = options.raw_layout.parse_file(part) else { continue };
-        let hour = Interval { start: raw.hour_start, end: raw.hour_start + HOUR_MS };
-        if raw.data_source == spec.data_source && options.interval.overlaps(&hour) {
+        if raw.data_source == spec.data_source && options.interval.overlaps(&hour_at(raw.hour_start)) {
             return Err(conflict(format!(
                 "raw part {part} was committed while the job read; run the job again"
             )));
@@ -725,7 +718,7 @@ mod tests {
 
     use super::*;
 
-    const H: i64 = HOUR_MS;
+    const H: i64 = common::time::HOUR_MS;
     /// 2013-08-31T00:00:00Z
     const DAY: i64 = 1_377_907_200_000;
 

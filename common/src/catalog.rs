@@ -78,7 +78,6 @@ pub struct SegmentRecord {
     /// The table.
     pub data_source: String,
     /// The segment interval.
-    #[serde(with = "interval_text")]
     pub interval: Interval,
     /// Version; higher overshadows lower.
     pub version: String,
@@ -113,7 +112,6 @@ impl SegmentRecord {
 #[serde(rename_all = "camelCase")]
 pub struct Fingerprint {
     /// The segment interval.
-    #[serde(with = "interval_text")]
     pub interval: Interval,
     /// The batch version built from these files.
     pub version: String,
@@ -524,22 +522,6 @@ pub fn now_millis() -> Millis {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Intervals as Druid writes them in JSON: `start/end` in ISO 8601.
-mod interval_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::time::Interval;
-
-    pub fn serialize<S: Serializer>(interval: &Interval, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(interval)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Interval, D::Error> {
-        let text = String::deserialize(d)?;
-        Interval::parse(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

@@ -810,15 +810,14 @@ impl<'s> Loader<'s> {
     fn tuning_config(&mut self, mut obj: Obj<'_>) -> Result<TuningConfig, SpecError> {
         obj.get("type");
         let mut tuning = TuningConfig::default();
-        if let Some(n) = obj.opt_u64(self, "maxRowsInMemory")? {
-            tuning.max_rows_in_memory = n;
-        }
-        if let Some(n) = obj.opt_u64(self, "maxRowsPerSegment")? {
-            tuning.max_rows_per_segment = n;
-        }
-        for key in ["maxRowsInMemory", "maxRowsPerSegment"] {
-            if obj.map.get(key).and_then(Value::as_u64) == Some(0) {
-                return Err(self.invalid(&obj.field(key), "must be at least 1, found 0"));
+        for (key, limit) in [
+            ("maxRowsInMemory", &mut tuning.max_rows_in_memory),
+            ("maxRowsPerSegment", &mut tuning.max_rows_per_segment),
+        ] {
+            match obj.opt_u64(self, key)? {
+                Some(0) => return Err(self.invalid(&obj.field(key), "must be at least 1, found 0")),
+                Some(n) => *limit = n,
+                None => {}
             }
         }
         // Our checkpoint persists and hands off at once, so Druid's two periods both map to it.
@@ -932,40 +931,20 @@ fn granularity_period(g: Granularity) -> Option<&'static str> {
     })
 }
 
-/// Fixed length of a granularity's buckets, for those up to a week.
-fn fixed_ms(g: Granularity) -> Option<i64> {
-    const MIN: i64 = 60_000;
-    Some(match g {
-        Granularity::None => 1,
-        Granularity::Second => 1_000,
-        Granularity::Minute => MIN,
-        Granularity::FiveMinute => 5 * MIN,
-        Granularity::TenMinute => 10 * MIN,
-        Granularity::FifteenMinute => 15 * MIN,
-        Granularity::ThirtyMinute => 30 * MIN,
-        Granularity::Hour => 60 * MIN,
-        Granularity::SixHour => 360 * MIN,
-        Granularity::EightHour => 480 * MIN,
-        Granularity::Day => 1_440 * MIN,
-        Granularity::Week => 7 * 1_440 * MIN,
-        Granularity::Month | Granularity::Quarter | Granularity::Year | Granularity::All => return None,
-    })
-}
-
 /// Whether every `inner` bucket lies inside one `outer` bucket, so truncating an event's time
 /// never moves it out of its segment.
 pub fn nests_in(inner: Granularity, outer: Granularity) -> bool {
     use Granularity::*;
     const DAY: i64 = 86_400_000;
     match (inner, outer) {
-        (All, _) => true, // folded to the segment's start by the rollup
+        (All | None, _) => true, // all: folded to the segment's start by the rollup
         (_, All) => true,
         (Week, Week) => true,
         (Week, _) => false,
         (Month, Month | Quarter | Year) | (Quarter, Quarter | Year) | (Year, Year) => true,
         (Month | Quarter | Year, _) => false,
         (_, Month | Quarter | Year) => true, // every bucket of a day or less nests in a day
-        _ => match (fixed_ms(inner), fixed_ms(outer)) {
+        _ => match (inner.fixed_ms(), outer.fixed_ms()) {
             (Some(i), Some(o)) => i <= o && o % i == 0 && (i <= DAY),
             _ => false,
         },

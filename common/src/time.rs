@@ -20,6 +20,8 @@ pub type Millis = i64;
 const SECOND: i64 = 1_000;
 const MINUTE: i64 = 60 * SECOND;
 const HOUR: i64 = 60 * MINUTE;
+/// One hour in milliseconds: the span of a raw-archive directory.
+pub const HOUR_MS: Millis = HOUR;
 const DAY: i64 = 24 * HOUR;
 const WEEK: i64 = 7 * DAY;
 
@@ -277,7 +279,9 @@ impl Granularity {
     }
 
     /// Bucket width for the granularities that have a fixed one in UTC.
-    fn fixed_ms(self) -> Option<i64> {
+    /// The length of this granularity's buckets when it is fixed (second up to week); none for
+    /// `none`, `all` and the calendar granularities.
+    pub fn fixed_ms(self) -> Option<i64> {
         Some(match self {
             Granularity::Second => SECOND,
             Granularity::Minute => MINUTE,

@@ -40,14 +40,28 @@ pub(super) fn ranks(index: &RollupIndex) -> Ranks {
 
 pub(super) fn segments(index: &RollupIndex, ranks: &Ranks) -> BTreeMap<Interval, SegmentRows> {
     let mut groups: BTreeMap<Interval, SegmentRows> = BTreeMap::new();
+    // Rows of one interval come in long runs (a raw file is one hour), so most rows skip the
+    // map lookup.
+    let mut run: Option<(Interval, Vec<u32>)> = None;
+    let flush = |run: Option<(Interval, Vec<u32>)>, groups: &mut BTreeMap<Interval, SegmentRows>| {
+        if let Some((interval, rows)) = run {
+            groups
+                .entry(interval)
+                .or_insert_with(|| SegmentRows { interval, rows: Vec::new() })
+                .rows
+                .extend(rows);
+        }
+    };
     for (row, &time) in index.times.iter().enumerate() {
-        let interval = index.schema.segment_interval(time);
-        groups
-            .entry(interval)
-            .or_insert_with(|| SegmentRows { interval, rows: Vec::new() })
-            .rows
-            .push(row as u32);
+        match &mut run {
+            Some((interval, rows)) if interval.contains(time) => rows.push(row as u32),
+            _ => {
+                flush(run.take(), &mut groups);
+                run = Some((index.schema.segment_interval(time), vec![row as u32]));
+            }
+        }
     }
+    flush(run, &mut groups);
     let order = index.column_order();
     let width = index.width;
     let key_rank = |row: u32, d: usize| -> u32 {
