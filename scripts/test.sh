@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # DuckDB reads braid's segments in tests/duckdb.rs (proof they are plain Parquet);
-# moto_server is the local S3 that tests/s3.rs runs the binary against.
-python3 -m pip install --quiet --disable-pip-version-check duckdb "moto[server]"
+# moto_server is the local S3 that tests/s3.rs runs the binary against; pydruid and SQLAlchemy
+# are the Druid clients tests/query.rs runs unmodified against `braid serve`.
+python3 -m pip install --quiet --disable-pip-version-check duckdb "moto[server]" \
+  pydruid==0.6.9 sqlalchemy==2.1.9
 
 cargo test --workspace

@@ -47,6 +47,10 @@ enum Command {
     Segments(SegmentsArgs),
     /// Write reproducible wikipedia-like events as hourly gzip files (benchmarks and demos).
     Generate(GenerateArgs),
+    /// Serve Druid's query API (native queries and SQL) over the segments in deep storage.
+    Serve(ServeArgs),
+    /// Run one query, against a running server (--url) or straight against deep storage.
+    Query(QueryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +149,36 @@ struct GenerateArgs {
     seed: u64,
 }
 
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to listen on.
+    #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
+    listen: String,
+    /// Memory for decoded segment rows, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    cache_mib: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["url", "deep_storage"]))]
+#[command(group = clap::ArgGroup::new("text").required(true).args(["sql", "json"]))]
+struct QueryArgs {
+    /// A braid (or Druid) server, e.g. http://127.0.0.1:8082.
+    #[arg(long)]
+    url: Option<String>,
+    /// Query deep storage directly, without a server.
+    #[arg(long)]
+    deep_storage: Option<String>,
+    /// A Druid SQL statement; the result prints as an aligned table.
+    #[arg(long)]
+    sql: Option<String>,
+    /// A file holding a native JSON query ("-" for standard input); the result prints as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -180,6 +214,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Batch(BatchCommand::Reindex(args)) => reindex(args).await,
         Command::Segments(args) => segments(args).await,
         Command::Generate(args) => generate(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Query(args) => query(args).await,
     }
 }
 
@@ -288,4 +324,114 @@ async fn generate(args: GenerateArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+fn query_engine(storage: DeepStorage, cache_mib: usize) -> query::QueryEngine {
+    let options = query::EngineOptions { cache_bytes: cache_mib.saturating_mul(1 << 20), ..Default::default() };
+    query::QueryEngine::new(storage, options)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let storage = open_existing_storage(&args.storage)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    // Scripts and tests wait for this line rather than polling the port.
+    println!("braid serving Druid queries on http://{address}");
+    tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Serving queries.");
+    let engine = query_engine(storage, args.cache_mib);
+    query::server::serve(listener, engine, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn query(args: QueryArgs) -> Result<()> {
+    let (path, body) = match (&args.sql, &args.json) {
+        (Some(sql), _) => (
+            "/druid/v2/sql",
+            serde_json::json!({"query": sql, "resultFormat": "array", "header": true}),
+        ),
+        (None, Some(file)) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the query from standard input")?
+            } else {
+                std::fs::read_to_string(file).with_context(|| format!("reading query {}", file.display()))?
+            };
+            let body: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+            ("/druid/v2", body)
+        }
+        (None, None) => bail!("give --sql or --json"),
+    };
+    let answer: serde_json::Value = match (&args.url, &args.deep_storage) {
+        (Some(url), _) => {
+            let url = format!("{}{path}", url.trim_end_matches('/'));
+            let tool = tokio::task::spawn_blocking(move || post_json(&url, &body));
+            tool.await.context("the HTTP request panicked")??
+        }
+        (None, Some(deep_storage)) => {
+            let storage = DeepStorage::open_existing(deep_storage)?;
+            let engine = query_engine(storage, 1024);
+            let result = if args.sql.is_some() {
+                let request: query::sql::SqlRequest = serde_json::from_value(body)?;
+                let (_, bytes) = engine.sql(&request).await.map_err(query_failure)?.encode(&request);
+                serde_json::from_slice(&bytes)?
+            } else {
+                engine.native(&body).await.map_err(query_failure)?
+            };
+            result
+        }
+        (None, None) => bail!("give --url or --deep-storage"),
+    };
+    if args.sql.is_some() {
+        output::sql_table(&answer)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    }
+    Ok(())
+}
+
+fn query_failure(e: query::QueryError) -> anyhow::Error {
+    anyhow::anyhow!("query failed ({}): {e}", e.druid_body()["error"].as_str().unwrap_or("error"))
+}
+
+/// POSTs a JSON body and returns the JSON answer; Druid's error body becomes the error.
+fn post_json(url: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+    let response = ureq::post(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(body)
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let text = response.into_body().read_to_string().with_context(|| format!("reading the answer of {url}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{url} answered HTTP {status} with non-JSON: {text}"))?;
+    if !status.is_success() {
+        let message = value.get("errorMessage").and_then(|m| m.as_str()).unwrap_or(&text);
+        let kind = value.get("error").and_then(|m| m.as_str()).unwrap_or("error");
+        bail!("query failed with HTTP {status} ({kind}): {message}");
+    }
+    Ok(value)
 }

@@ -185,6 +185,31 @@ impl DeepStorage {
         result.bytes().await.map_err(|e| StorageError::from_store("read", relative, e))
     }
 
+    /// An object's size and tag, without reading it.
+    pub async fn head(&self, relative: &str) -> Result<StoredObject, StorageError> {
+        let meta = self
+            .store
+            .head(&self.path(relative))
+            .await
+            .map_err(|e| StorageError::from_store("head", relative, e))?;
+        Ok(self.stored_object(meta))
+    }
+
+    /// The object store underneath, for readers that make ranged requests themselves (Parquet);
+    /// address objects in it with [`DeepStorage::path`].
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    fn stored_object(&self, meta: object_store::ObjectMeta) -> StoredObject {
+        StoredObject {
+            path: self.relative(&meta.location),
+            size: meta.size,
+            e_tag: meta.e_tag,
+            last_modified: meta.last_modified.timestamp_millis(),
+        }
+    }
+
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, relative: &str) -> Result<(), StorageError> {
         match self.store.delete(&self.path(relative)).await {
@@ -211,15 +236,7 @@ impl DeepStorage {
         };
         let metas: Vec<_> =
             stream.try_collect().await.map_err(|e| StorageError::from_store("list", prefix, e))?;
-        let mut objects: Vec<StoredObject> = metas
-            .into_iter()
-            .map(|meta| StoredObject {
-                path: self.relative(&meta.location),
-                size: meta.size,
-                e_tag: meta.e_tag,
-                last_modified: meta.last_modified.timestamp_millis(),
-            })
-            .collect();
+        let mut objects: Vec<StoredObject> = metas.into_iter().map(|meta| self.stored_object(meta)).collect();
         objects.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(objects)
     }

@@ -1,0 +1,210 @@
+//! Segments as queries read them: each segment file's footer (schema, description and the
+//! `__time` range of every row group) and its decoded row groups, kept in memory up to a byte
+//! bound, least recently used first out. Segment files never change once written, so nothing
+//! here is ever stale; files are read with ranged requests, only the row groups asked for.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use common::segment::SegmentDescription;
+use common::storage::DeepStorage;
+use common::time::Millis;
+use datafusion::error::DataFusionError;
+use futures::TryStreamExt;
+use lru::LruCache;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::file::statistics::Statistics;
+
+/// The footer key holding a segment's description (written by `common::segment`).
+const DESCRIPTION_KEY: &str = "braid.segment";
+
+/// The `__time` range of one row group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowGroupSpan {
+    /// Smallest row time.
+    pub min_time: Millis,
+    /// Largest row time.
+    pub max_time: Millis,
+    /// Rows in the group.
+    pub rows: usize,
+}
+
+/// What a segment's footer says.
+#[derive(Debug)]
+pub struct SegmentMeta {
+    /// Root-relative path of the file.
+    pub path: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// The description braid wrote into the footer.
+    pub description: SegmentDescription,
+    /// The Arrow schema of the rows.
+    pub schema: SchemaRef,
+    /// Each row group's time range, in file order.
+    pub row_groups: Vec<RowGroupSpan>,
+    reader: ArrowReaderMetadata,
+}
+
+/// Decoded row groups and footers of segment files, bounded in bytes.
+#[derive(Debug)]
+pub struct SegmentCache {
+    storage: DeepStorage,
+    capacity_bytes: usize,
+    state: Mutex<CacheState>,
+    row_groups_read: AtomicU64,
+}
+
+#[derive(Debug)]
+struct CacheState {
+    groups: LruCache<(String, usize), RecordBatch>,
+    bytes: usize,
+    metas: HashMap<String, Arc<SegmentMeta>>,
+}
+
+impl SegmentCache {
+    /// A cache over `storage` holding at most `capacity_bytes` of decoded rows.
+    pub fn new(storage: DeepStorage, capacity_bytes: usize) -> Self {
+        let state = CacheState { groups: LruCache::unbounded(), bytes: 0, metas: HashMap::new() };
+        Self { storage, capacity_bytes, state: Mutex::new(state), row_groups_read: AtomicU64::new(0) }
+    }
+
+    /// Row groups read from deep storage so far (cache misses).
+    pub fn row_groups_read(&self) -> u64 {
+        self.row_groups_read.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of decoded rows held now.
+    pub fn used_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic while holding the lock leaves the maps consistent (each update is one call).
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The footer of the segment at `path`, read once per process.
+    pub async fn meta(&self, path: &str, size_hint: Option<u64>) -> Result<Arc<SegmentMeta>, DataFusionError> {
+        if let Some(meta) = self.lock().metas.get(path) {
+            return Ok(Arc::clone(meta));
+        }
+        let meta = Arc::new(self.read_meta(path, size_hint).await?);
+        self.lock().metas.insert(path.to_string(), Arc::clone(&meta));
+        Ok(meta)
+    }
+
+    async fn read_meta(&self, path: &str, size_hint: Option<u64>) -> Result<SegmentMeta, DataFusionError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            DataFusionError::Execution(format!("cannot read the footer of segment file {path}: {e}"))
+        };
+        let size = match size_hint {
+            Some(size) => size,
+            None => self.storage.head(path).await.map_err(|e| failed(&e))?.size,
+        };
+        let mut reader = self.reader(path, size);
+        let reader_meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| failed(&e))?;
+        let parquet = reader_meta.metadata();
+        let description = parquet
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|kv| kv.key == DESCRIPTION_KEY))
+            .and_then(|kv| kv.value.as_deref())
+            .ok_or_else(|| failed(&format!("no \"{DESCRIPTION_KEY}\" key in the footer")))?;
+        let description: SegmentDescription = serde_json::from_str(description).map_err(|e| failed(&e))?;
+        let time_index = reader_meta
+            .schema()
+            .index_of(crate::table::TIME_COLUMN)
+            .map_err(|_| failed(&"no __time column"))?;
+        let row_groups = parquet
+            .row_groups()
+            .iter()
+            .map(|rg| match rg.column(time_index).statistics() {
+                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(&min), Some(&max)) => {
+                        Ok(RowGroupSpan { min_time: min, max_time: max, rows: rg.num_rows() as usize })
+                    }
+                    _ => Err(failed(&"a row group's __time statistics have no min/max")),
+                },
+                _ => Err(failed(&"a row group has no int64 __time statistics")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SegmentMeta {
+            path: path.to_string(),
+            size,
+            description,
+            schema: Arc::clone(reader_meta.schema()),
+            row_groups,
+            reader: reader_meta,
+        })
+    }
+
+    fn reader(&self, path: &str, size: u64) -> ParquetObjectReader {
+        ParquetObjectReader::new(self.storage.object_store(), self.storage.path(path)).with_file_size(size)
+    }
+
+    /// The decoded rows of some row groups of a segment, one batch per group, in the order
+    /// asked for. Groups not in memory are read from deep storage and kept.
+    pub async fn row_groups(&self, meta: &SegmentMeta, groups: &[usize]) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let mut found: Vec<Option<RecordBatch>> = {
+            let mut state = self.lock();
+            groups.iter().map(|&g| state.groups.get(&(meta.path.clone(), g)).cloned()).collect()
+        };
+        let missing: Vec<usize> =
+            groups.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(&g, _)| g).collect();
+        if !missing.is_empty() {
+            let loaded = futures::future::try_join_all(missing.iter().map(|&g| self.read_group(meta, g))).await?;
+            let mut state = self.lock();
+            for (g, batch) in missing.iter().zip(loaded) {
+                let slot = groups.iter().position(|x| x == g).map(|i| &mut found[i]);
+                if let Some(slot) = slot {
+                    *slot = Some(batch.clone());
+                }
+                self.insert(&mut state, (meta.path.clone(), *g), batch);
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn read_group(&self, meta: &SegmentMeta, group: usize) -> Result<RecordBatch, DataFusionError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            DataFusionError::Execution(format!("cannot read row group {group} of segment file {}: {e}", meta.path))
+        };
+        self.row_groups_read.fetch_add(1, Ordering::Relaxed);
+        let rows = meta.row_groups.get(group).map(|g| g.rows).ok_or_else(|| failed(&"no such row group"))?;
+        let stream =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(&meta.path, meta.size), meta.reader.clone())
+                .with_row_groups(vec![group])
+                .with_batch_size(rows.max(1))
+                .build()
+                .map_err(|e| failed(&e))?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| failed(&e))?;
+        arrow::compute::concat_batches(&meta.schema, &batches).map_err(|e| failed(&e))
+    }
+
+    fn insert(&self, state: &mut CacheState, key: (String, usize), batch: RecordBatch) {
+        let size = batch.get_array_memory_size();
+        if size > self.capacity_bytes {
+            return;
+        }
+        if let Some(old) = state.groups.put(key, batch) {
+            state.bytes -= old.get_array_memory_size();
+        }
+        state.bytes += size;
+        while state.bytes > self.capacity_bytes {
+            match state.groups.pop_lru() {
+                Some((_, evicted)) => state.bytes -= evicted.get_array_memory_size(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// Default cache bound: 1 GiB of decoded rows.
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;

@@ -1,0 +1,472 @@
+//! A dataSource as a DataFusion table: the visible segments of the timeline (read through a
+//! size-bounded cache of decoded row groups, pruned by the row groups' `__time` statistics)
+//! plus a snapshot of the rows a live source (the stream daemon's incremental index) holds in
+//! memory.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray, new_null_array};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use common::catalog::SegmentRecord;
+use common::rollup::RollupIndex;
+use common::spec::{DimensionSpec, MetricSpec};
+use common::time::{Interval, Millis};
+use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::cache::{SegmentCache, SegmentMeta};
+
+/// The name of the time column.
+pub const TIME_COLUMN: &str = "__time";
+
+/// The time column's type in every segment and snapshot.
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// A source of rows held in memory, such as the stream daemon's incremental index. Queries take
+/// one snapshot per query, so a query sees each row exactly once: the source must hand rows
+/// over to segments (publish, then drop from memory) atomically with respect to `snapshot`.
+pub trait LiveSource: Send + Sync + fmt::Debug {
+    /// The rows in memory now.
+    fn snapshot(&self) -> LiveSnapshot;
+}
+
+/// Rows a [`LiveSource`] holds at one moment, in the segment column layout (`__time` as
+/// `Timestamp(ms, "UTC")`, string dimensions dictionary-encoded, metrics as ingested).
+#[derive(Debug, Clone)]
+pub struct LiveSnapshot {
+    /// Identifies these rows in scan results (Druid reports a realtime segment's id).
+    pub segment_id: String,
+    /// The rows' schema.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// Dimension columns, in order.
+    pub dimensions: Vec<DimensionSpec>,
+    /// Metric columns with their ingest-time aggregators.
+    pub metrics: Vec<MetricSpec>,
+}
+
+impl LiveSnapshot {
+    /// A snapshot of every row of an incremental index, in the index's own row order.
+    pub fn from_index(index: &RollupIndex, segment_id: &str) -> Self {
+        let rows: Vec<u32> = (0..index.rows() as u32).collect();
+        let (batch, dimensions) = index.record_batch(&rows, &index.ranks());
+        Self {
+            segment_id: segment_id.to_string(),
+            schema: batch.schema(),
+            batches: vec![batch],
+            dimensions,
+            metrics: index.schema().spec().metrics.clone(),
+        }
+    }
+
+    /// Rows in the snapshot.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// One visible segment and the part of its interval the timeline lets it serve.
+#[derive(Debug, Clone)]
+pub struct TablePart {
+    /// The catalog's record of the segment.
+    pub record: SegmentRecord,
+    /// The stretch of time this segment answers for (its interval minus what higher versions
+    /// cover).
+    pub serves: Interval,
+    /// The segment file's footer: schema, row-group time ranges, description.
+    pub meta: Arc<SegmentMeta>,
+}
+
+/// One dataSource at one moment: a consistent snapshot of its timeline and live rows.
+#[derive(Debug)]
+pub struct DataSourceTable {
+    name: String,
+    schema: SchemaRef,
+    parts: Vec<TablePart>,
+    live: Option<LiveSnapshot>,
+    cache: Arc<SegmentCache>,
+    target_partitions: usize,
+}
+
+impl DataSourceTable {
+    /// A table over visible segments (in time order) and live rows.
+    pub fn new(
+        name: &str,
+        parts: Vec<TablePart>,
+        live: Option<LiveSnapshot>,
+        cache: Arc<SegmentCache>,
+        target_partitions: usize,
+    ) -> Self {
+        let schema = merged_schema(&parts, live.as_ref());
+        Self { name: name.to_string(), schema, parts, live, cache, target_partitions: target_partitions.max(1) }
+    }
+
+    /// The merged schema of every part.
+    pub fn schema_ref(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The dataSource name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The visible segments, in time order.
+    pub fn parts(&self) -> &[TablePart] {
+        &self.parts
+    }
+
+    /// The live rows, if a live source is attached.
+    pub fn live(&self) -> Option<&LiveSnapshot> {
+        self.live.as_ref()
+    }
+
+    /// The time ranges that hold data: every visible segment's served interval and the live
+    /// rows' span, merged. Timeseries fills empty buckets only inside these.
+    pub fn data_intervals(&self) -> Vec<Interval> {
+        let mut spans: Vec<Interval> = self.parts.iter().map(|p| p.serves).collect();
+        if let Some((min, max)) = self.live.as_ref().and_then(live_time_range) {
+            spans.push(Interval { start: min, end: max.saturating_add(1) });
+        }
+        merge_intervals(spans)
+    }
+
+    /// The newest row time: the segments' row-group maxima (within what each serves) and the
+    /// live rows' newest.
+    pub fn max_time(&self) -> Option<Millis> {
+        let stored = self.parts.iter().flat_map(|p| {
+            p.meta
+                .row_groups
+                .iter()
+                .filter(|g| g.min_time < p.serves.end && g.max_time >= p.serves.start)
+                .map(|g| g.max_time.min(p.serves.end - 1))
+        });
+        let live = self.live.as_ref().and_then(live_time_range).map(|(_, max)| max);
+        stored.chain(live).max()
+    }
+
+    /// The dimensions and metrics, newest definition first, as `/druid/v2/datasources` lists
+    /// them.
+    pub fn columns(&self) -> (Vec<String>, Vec<String>) {
+        let mut dimensions: Vec<String> = Vec::new();
+        let mut metrics: Vec<String> = Vec::new();
+        let descriptions = self
+            .live
+            .iter()
+            .map(|l| (l.dimensions.as_slice(), l.metrics.as_slice()))
+            .chain(self.parts.iter().rev().map(|p| {
+                let d = &p.meta.description;
+                (d.dimensions.as_slice(), d.metrics.as_slice())
+            }));
+        for (dims, mets) in descriptions {
+            for d in dims {
+                if !dimensions.contains(&d.name) {
+                    dimensions.push(d.name.clone());
+                }
+            }
+            for m in mets {
+                if !metrics.contains(&m.name) {
+                    metrics.push(m.name.clone());
+                }
+            }
+        }
+        (dimensions, metrics)
+    }
+
+    /// A table of just one part (or just the live rows), for queries that report results per
+    /// segment (scan). Returns the segment id with the table.
+    pub fn split_by_segment(&self) -> Vec<(String, DataSourceTable)> {
+        let mut tables: Vec<(String, DataSourceTable)> = self
+            .parts
+            .iter()
+            .map(|part| {
+                let mut table = DataSourceTable::new(
+                    &self.name,
+                    vec![part.clone()],
+                    None,
+                    Arc::clone(&self.cache),
+                    self.target_partitions,
+                );
+                table.schema = Arc::clone(&self.schema);
+                (part.record.id.clone(), table)
+            })
+            .collect();
+        if let Some(live) = &self.live {
+            let mut table = DataSourceTable::new(
+                &self.name,
+                Vec::new(),
+                Some(live.clone()),
+                Arc::clone(&self.cache),
+                self.target_partitions,
+            );
+            table.schema = Arc::clone(&self.schema);
+            tables.push((live.segment_id.clone(), table));
+        }
+        tables
+    }
+
+    /// Every batch of the table that may hold rows inside `ranges` (all rows when `None`),
+    /// clipped to what each segment serves and conformed to `schema` projected by
+    /// `projection`.
+    pub async fn batches(
+        &self,
+        ranges: Option<&[Interval]>,
+        projection: Option<&[usize]>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let projected: SchemaRef = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => Arc::clone(&self.schema),
+        };
+        let wanted = |span: Interval| match ranges {
+            None => true,
+            Some(ranges) => ranges.iter().any(|r| r.overlaps(&span)),
+        };
+        let mut loads = Vec::new();
+        for part in &self.parts {
+            if !wanted(part.serves) {
+                continue;
+            }
+            let groups: Vec<usize> = part
+                .meta
+                .row_groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| {
+                    let span = Interval { start: g.min_time, end: g.max_time.saturating_add(1) };
+                    span.overlaps(&part.serves) && wanted(span)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !groups.is_empty() {
+                loads.push(async move {
+                    let batches = self.cache.row_groups(&part.meta, &groups).await?;
+                    Ok::<_, DataFusionError>((part, groups, batches))
+                });
+            }
+        }
+        let loaded = futures::future::try_join_all(loads).await?;
+        let mut out = Vec::new();
+        for (part, groups, batches) in loaded {
+            for (group, batch) in groups.iter().zip(batches) {
+                let span = &part.meta.row_groups[*group];
+                let inside = part.serves.contains(span.min_time) && part.serves.contains(span.max_time);
+                let batch = if inside { batch } else { clip(&batch, part.serves)? };
+                if batch.num_rows() > 0 {
+                    out.push(conform(&batch, &projected)?);
+                }
+            }
+        }
+        if let Some(live) = &self.live {
+            for batch in &live.batches {
+                if batch.num_rows() > 0 {
+                    out.push(conform(batch, &projected)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl TableProvider for DataSourceTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Filters only prune segments and row groups here; DataFusion still applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let ranges = filters.iter().fold(None::<Vec<Interval>>, |acc, f| match (acc, time_ranges(f)) {
+            (None, r) => r,
+            (Some(a), None) => Some(a),
+            (Some(a), Some(b)) => Some(intersect_ranges(&a, &b)),
+        });
+        let batches = self.batches(ranges.as_deref(), projection.map(Vec::as_slice)).await?;
+        let projected: SchemaRef = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => Arc::clone(&self.schema),
+        };
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.target_partitions.min(batches.len()).max(1)];
+        let count = partitions.len();
+        for (i, batch) in batches.into_iter().enumerate() {
+            partitions[i % count].push(batch);
+        }
+        let exec = MemorySourceConfig::try_new_exec(&partitions, projected, None)?;
+        Ok(exec)
+    }
+}
+
+/// The table schema: `__time`, then the newest definition's columns, then columns only older
+/// segments have. A column whose type changed takes its newest type; older segments are cast.
+fn merged_schema(parts: &[TablePart], live: Option<&LiveSnapshot>) -> SchemaRef {
+    let mut fields: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ordered: Vec<Field> = vec![Field::new(TIME_COLUMN, time_type(), false)];
+    fields.insert(TIME_COLUMN.to_string(), 0);
+    let schemas = live.map(|l| Arc::clone(&l.schema)).into_iter().chain(parts.iter().rev().map(|p| Arc::clone(&p.meta.schema)));
+    for schema in schemas {
+        for field in schema.fields() {
+            if !fields.contains_key(field.name()) {
+                fields.insert(field.name().clone(), ordered.len());
+                // Older segments may lack the column: every column but time is nullable.
+                ordered.push(field.as_ref().clone().with_nullable(true));
+            }
+        }
+    }
+    Arc::new(Schema::new(ordered))
+}
+
+/// Keeps the rows whose time lies in `interval`.
+fn clip(batch: &RecordBatch, interval: Interval) -> Result<RecordBatch, DataFusionError> {
+    let times = time_values(batch)?;
+    let keep: BooleanArray = times.values().iter().map(|&t| Some(interval.contains(t))).collect();
+    Ok(filter_record_batch(batch, &keep)?)
+}
+
+fn time_values(batch: &RecordBatch) -> Result<TimestampMillisecondArray, DataFusionError> {
+    let column = batch
+        .column_by_name(TIME_COLUMN)
+        .ok_or_else(|| DataFusionError::Execution(format!("segment rows have no {TIME_COLUMN} column")))?;
+    let column = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    column
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Execution(format!("{TIME_COLUMN} is not a timestamp column")))
+}
+
+fn live_time_range(live: &LiveSnapshot) -> Option<(Millis, Millis)> {
+    let mut range: Option<(Millis, Millis)> = None;
+    for batch in &live.batches {
+        let Ok(times) = time_values(batch) else { continue };
+        for &t in times.values().iter() {
+            range = Some(match range {
+                None => (t, t),
+                Some((lo, hi)) => (lo.min(t), hi.max(t)),
+            });
+        }
+    }
+    range
+}
+
+/// Shapes a batch to the (projected) table schema: missing columns become nulls, columns whose
+/// type differs are cast.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataFusionError> {
+    if batch.schema().as_ref() == schema.as_ref() {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(Arc::clone(column)),
+            Some(column) => Ok(cast(column, field.data_type())?),
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<_, DataFusionError>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?)
+}
+
+/// The time ranges a filter restricts `__time` to, when it does (`None`: no restriction known).
+pub fn time_ranges(filter: &Expr) -> Option<Vec<Interval>> {
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => match (time_ranges(left), time_ranges(right)) {
+            (Some(a), Some(b)) => Some(intersect_ranges(&a, &b)),
+            (a, b) => a.or(b),
+        },
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let mut both = time_ranges(left)?;
+            both.extend(time_ranges(right)?);
+            Some(merge_intervals(both))
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (op, t) = match (is_time_column(left), is_time_column(right)) {
+                (true, false) => (*op, timestamp_millis(right)?),
+                (false, true) => (op.swap()?, timestamp_millis(left)?),
+                _ => return None,
+            };
+            let range = match op {
+                Operator::Eq => Interval { start: t, end: t.saturating_add(1) },
+                Operator::Gt => Interval { start: t.saturating_add(1), end: Millis::MAX },
+                Operator::GtEq => Interval { start: t, end: Millis::MAX },
+                Operator::Lt => Interval { start: Millis::MIN, end: t },
+                Operator::LtEq => Interval { start: Millis::MIN, end: t.saturating_add(1) },
+                _ => return None,
+            };
+            Some(vec![range])
+        }
+        Expr::Between(between) if !between.negated && is_time_column(&between.expr) => {
+            let low = timestamp_millis(&between.low)?;
+            let high = timestamp_millis(&between.high)?;
+            Some(vec![Interval { start: low, end: high.saturating_add(1) }])
+        }
+        _ => None,
+    }
+}
+
+fn is_time_column(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(c) => c.name == TIME_COLUMN,
+        Expr::Cast(c) => is_time_column(&c.expr),
+        _ => false,
+    }
+}
+
+fn timestamp_millis(expr: &Expr) -> Option<Millis> {
+    let Expr::Literal(value, _) = expr else { return None };
+    match value {
+        ScalarValue::TimestampMillisecond(Some(v), _) => Some(*v),
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1000),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => Some(v.div_euclid(1000)),
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000_000)),
+        _ => None,
+    }
+}
+
+/// Sorts intervals and merges overlapping or touching ones.
+pub fn merge_intervals(mut intervals: Vec<Interval>) -> Vec<Interval> {
+    intervals.sort();
+    let mut merged: Vec<Interval> = Vec::with_capacity(intervals.len());
+    for i in intervals {
+        match merged.last_mut() {
+            Some(last) if i.start <= last.end => last.end = last.end.max(i.end),
+            _ => merged.push(i),
+        }
+    }
+    merged
+}
+
+fn intersect_ranges(a: &[Interval], b: &[Interval]) -> Vec<Interval> {
+    let both = a.iter().flat_map(|x| b.iter().filter_map(move |y| x.intersect(y))).collect();
+    merge_intervals(both)
+}
