@@ -297,7 +297,7 @@ impl Fixture {
     fn tutorial() -> Self {
         let mut fixture = Self::empty();
         let file = example("wikipedia-events.json");
-        fixture.put(&example("wikipedia.json"), &[file.clone()]);
+        fixture.put(&example("wikipedia.json"), std::slice::from_ref(&file));
         fixture.events = parse_events(&std::fs::read_to_string(file).unwrap());
         fixture.reindex(&example("wikipedia.json"));
         fixture
@@ -335,7 +335,10 @@ impl Fixture {
 
     fn reindex(&self, spec: &Path) {
         let mut cmd = bin();
-        cmd.args(["batch", "reindex", "--interval", DAY, "--spec"]).arg(spec).arg("--deep-storage").arg(&self.deep);
+        cmd.args(["batch", "reindex", "--interval", DAY, "--spec"])
+            .arg(spec)
+            .arg("--deep-storage")
+            .arg(&self.deep);
         succeed(&mut cmd);
     }
 
@@ -613,10 +616,11 @@ fn timeseries_granularities_descending_grand_total_and_post_aggregators() {
     let day = vec![(iso(DAY_START_MS), totals(&rows))];
     assert_buckets(&server.native(&timeseries(json!("day"), json!([DAY]))), &day, "day");
 
-    let three_hours: Vec<(String, Totals)> = group_by(&rows, |r| r.time.div_euclid(3 * HOUR_MS) * 3 * HOUR_MS)
-        .into_iter()
-        .map(|(h, t)| (iso(h), t))
-        .collect();
+    let three_hours: Vec<(String, Totals)> =
+        group_by(&rows, |r| r.time.div_euclid(3 * HOUR_MS) * 3 * HOUR_MS)
+            .into_iter()
+            .map(|(h, t)| (iso(h), t))
+            .collect();
     let answer = server.native(&timeseries(json!({"type": "period", "period": "PT3H"}), nine_hours.clone()));
     assert_buckets(&answer, &three_hours, "period PT3H");
 
@@ -815,7 +819,8 @@ fn top_n_numeric_dimension_and_inverted_metrics() {
     let server = fixture.serve();
     let rows = fixture.rows();
     let by_language = group_by(&rows, |r| r.dim("language").to_string());
-    let edits: BTreeMap<String, f64> = by_language.iter().map(|(k, t)| (k.clone(), t.events as f64)).collect();
+    let edits: BTreeMap<String, f64> =
+        by_language.iter().map(|(k, t)| (k.clone(), t.events as f64)).collect();
     let added: BTreeMap<String, f64> = by_language.iter().map(|(k, t)| (k.clone(), t.added)).collect();
     let top_n = |metric: Value, threshold: usize| {
         json!({
@@ -849,7 +854,8 @@ fn top_n_numeric_dimension_and_inverted_metrics() {
     // Dimension order, after a previousStop.
     let languages: Vec<&String> = by_language.keys().collect();
     let after_de: Vec<&String> = languages.iter().copied().filter(|l| l.as_str() > "de").take(4).collect();
-    let answer = server.native(&top_n(json!({"type": "dimension", "ordering": "lexicographic", "previousStop": "de"}), 4));
+    let answer = server
+        .native(&top_n(json!({"type": "dimension", "ordering": "lexicographic", "previousStop": "de"}), 4));
     let got: Vec<&str> =
         answer[0]["result"].as_array().unwrap().iter().map(|e| e["language"].as_str().unwrap()).collect();
     assert_eq!(got, after_de, "{answer}");
@@ -876,7 +882,10 @@ fn top_n_numeric_dimension_and_inverted_metrics() {
     let humans: Vec<Row> = rows.iter().filter(|r| r.dim("robot") == "false").cloned().collect();
     let hours = group_by(&humans, |r| hour_floor(r.time));
     let got = timestamped(&answer);
-    assert_eq!(got.iter().map(|(t, _)| parse_iso(t)).collect::<Vec<_>>(), hours.keys().copied().collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|(t, _)| parse_iso(t)).collect::<Vec<_>>(),
+        hours.keys().copied().collect::<Vec<_>>()
+    );
     for (t, list) in got {
         let hour = parse_iso(&t);
         let in_hour: Vec<Row> = humans.iter().filter(|r| hour_floor(r.time) == hour).cloned().collect();
@@ -927,7 +936,11 @@ fn group_by_with_limit_spec_having_and_granularity() {
     assert_eq!(got.len(), pairs.len());
     for ((t, event), ((language, namespace), expected)) in got.iter().zip(&pairs) {
         assert_eq!(t, "2013-08-31T00:00:00.000Z");
-        assert_eq!((&event["language"], &event["namespace"]), (&json!(language), &json!(namespace)), "{event}");
+        assert_eq!(
+            (&event["language"], &event["namespace"]),
+            (&json!(language), &json!(namespace)),
+            "{event}"
+        );
         assert_totals(event, expected, &format!("{language}/{namespace}"));
     }
 
@@ -1003,7 +1016,8 @@ fn group_by_with_limit_spec_having_and_granularity() {
         "dimensions": ["robot"], "aggregations": base_aggregations(),
         "filter": {"type": "in", "dimension": "namespace", "values": ["Talk", "User"]}
     }));
-    let talk: Vec<Row> = rows.iter().filter(|r| ["Talk", "User"].contains(&r.dim("namespace"))).cloned().collect();
+    let talk: Vec<Row> =
+        rows.iter().filter(|r| ["Talk", "User"].contains(&r.dim("namespace"))).cloned().collect();
     let expected = group_by(&talk, |r| (hour_floor(r.time), r.dim("robot").to_string()));
     let got = group_rows(&answer);
     assert_eq!(got.len(), expected.len(), "{answer}");
@@ -1031,7 +1045,8 @@ fn scan_list_and_compacted_list_with_limit_offset_and_order() {
     let segment_id = segments[0]["id"].as_str().unwrap().to_string();
     let columns = ["__time", "page", "language", "count", "added"];
     let scan = |extra: Value| {
-        let mut q = json!({"queryType": "scan", "dataSource": "wikipedia", "intervals": [DAY], "columns": columns});
+        let mut q =
+            json!({"queryType": "scan", "dataSource": "wikipedia", "intervals": [DAY], "columns": columns});
         q.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         q
     };
@@ -1070,11 +1085,13 @@ fn scan_list_and_compacted_list_with_limit_offset_and_order() {
     check(&events(&answer), &expected, "descending offset 10 limit 4");
 
     // compactedList: each event an array in column order.
-    let answer = server.native(&scan(json!({"limit": 3, "order": "ascending", "resultFormat": "compactedList"})));
+    let answer =
+        server.native(&scan(json!({"limit": 3, "order": "ascending", "resultFormat": "compactedList"})));
     let got = events(&answer);
     assert_eq!(got.len(), 3, "{answer}");
     for (event, row) in got.iter().zip(&rows) {
-        let values = event.as_array().unwrap_or_else(|| panic!("compactedList event is not an array: {event}"));
+        let values =
+            event.as_array().unwrap_or_else(|| panic!("compactedList event is not an array: {event}"));
         assert_eq!(values.len(), columns.len(), "{event}");
         assert_eq!(values[0], json!(row.time), "{event}");
         assert_eq!(values[1], json!(row.dim("page")), "{event}");
@@ -1089,7 +1106,12 @@ fn scan_list_and_compacted_list_with_limit_offset_and_order() {
     }));
     let english: Vec<&Row> = rows.iter().filter(|r| r.dim("language") == "en").collect();
     let batches = answer.as_array().unwrap();
-    assert!(batches.len() >= english.len() / 100, "batchSize 100 over {} rows: {} batches", english.len(), batches.len());
+    assert!(
+        batches.len() >= english.len() / 100,
+        "batchSize 100 over {} rows: {} batches",
+        english.len(),
+        batches.len()
+    );
     let all_columns: BTreeSet<String> =
         batches[0]["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
     let expected_columns: BTreeSet<String> =
@@ -1102,7 +1124,10 @@ fn scan_list_and_compacted_list_with_limit_offset_and_order() {
         for event in events {
             assert_eq!(event["language"], "en", "{event}");
             let time = long(&event["__time"], "__time");
-            let row = english.iter().find(|r| r.time == time).unwrap_or_else(|| panic!("no row at {time}: {event}"));
+            let row = english
+                .iter()
+                .find(|r| r.time == time)
+                .unwrap_or_else(|| panic!("no row at {time}: {event}"));
             for c in DIMENSIONS.iter().chain(&["count"]) {
                 assert_eq!(event[*c], row.column(c), "{event}");
             }
@@ -1134,9 +1159,11 @@ fn time_boundary_segment_metadata_data_source_metadata_and_gets() {
 
     let answer = server.native(&json!({"queryType": "timeBoundary", "dataSource": "wikipedia"}));
     assert_eq!(answer, json!([{"timestamp": min, "result": {"minTime": min, "maxTime": max}}]));
-    let answer = server.native(&json!({"queryType": "timeBoundary", "dataSource": "wikipedia", "bound": "maxTime"}));
+    let answer =
+        server.native(&json!({"queryType": "timeBoundary", "dataSource": "wikipedia", "bound": "maxTime"}));
     assert_eq!(answer, json!([{"timestamp": max, "result": {"maxTime": max}}]));
-    let answer = server.native(&json!({"queryType": "timeBoundary", "dataSource": "wikipedia", "bound": "minTime"}));
+    let answer =
+        server.native(&json!({"queryType": "timeBoundary", "dataSource": "wikipedia", "bound": "minTime"}));
     assert_eq!(answer, json!([{"timestamp": min, "result": {"minTime": min}}]));
     // With a filter: the bounds of the matching rows.
     let ru: Vec<i64> = rows.iter().filter(|r| r.dim("language") == "ru").map(|r| r.time).collect();
@@ -1149,7 +1176,8 @@ fn time_boundary_segment_metadata_data_source_metadata_and_gets() {
     assert_eq!(answer, json!([{"timestamp": max, "result": {"maxIngestedEventTime": max}}]));
 
     let segments = fixture.visible_segments();
-    let answer = server.native(&json!({"queryType": "segmentMetadata", "dataSource": "wikipedia", "intervals": [DAY]}));
+    let answer = server
+        .native(&json!({"queryType": "segmentMetadata", "dataSource": "wikipedia", "intervals": [DAY]}));
     let analyses = answer.as_array().unwrap();
     assert_eq!(analyses.len(), 1, "{answer}");
     let analysis = &analyses[0];
@@ -1162,14 +1190,19 @@ fn time_boundary_segment_metadata_data_source_metadata_and_gets() {
         assert_eq!(columns[dim]["type"], "STRING", "{dim}: {analysis}");
         assert_eq!(columns[dim]["hasMultipleValues"], false, "{dim}: {analysis}");
         let distinct: BTreeSet<&str> = rows.iter().map(|r| r.dim(dim)).collect();
-        assert_eq!(long(&columns[dim]["cardinality"], dim), distinct.len() as i64, "{dim} cardinality: {analysis}");
+        assert_eq!(
+            long(&columns[dim]["cardinality"], dim),
+            distinct.len() as i64,
+            "{dim} cardinality: {analysis}"
+        );
     }
     assert_eq!(columns["count"]["type"], "LONG", "{analysis}");
     for metric in ["added", "deleted", "delta"] {
         assert_eq!(columns[metric]["type"], "DOUBLE", "{metric}: {analysis}");
     }
     // Aggregators on request, merged across segments.
-    let answer = server.native(&json!({"queryType": "segmentMetadata", "dataSource": "wikipedia", "intervals": [DAY],
+    let answer = server
+        .native(&json!({"queryType": "segmentMetadata", "dataSource": "wikipedia", "intervals": [DAY],
         "merge": true, "analysisTypes": ["aggregators"]}));
     let aggregators = &answer[0]["aggregators"];
     for metric in METRICS {
@@ -1247,7 +1280,10 @@ fn every_filter_type_matches_an_independent_evaluation() {
             json!({"type": "regex", "dimension": "user", "pattern": "Bot$"}),
             Box::new(|r| r.dim("user").ends_with("Bot")),
         ),
-        (json!({"type": "like", "dimension": "page", "pattern": "%an%"}), Box::new(|r| r.dim("page").contains("an"))),
+        (
+            json!({"type": "like", "dimension": "page", "pattern": "%an%"}),
+            Box::new(|r| r.dim("page").contains("an")),
+        ),
         (
             json!({"type": "like", "dimension": "page", "pattern": "G_psy%"}),
             Box::new(|r| {
@@ -1296,7 +1332,8 @@ fn every_filter_type_matches_an_independent_evaluation() {
                 {"type": "or", "fields": [selector("anonymous", "true"), selector("newPage", "true")]},
                 {"type": "not", "field": {"type": "like", "dimension": "country", "pattern": "United%"}}]}),
             Box::new(|r| {
-                (r.dim("anonymous") == "true" || r.dim("newPage") == "true") && !r.dim("country").starts_with("United")
+                (r.dim("anonymous") == "true" || r.dim("newPage") == "true")
+                    && !r.dim("country").starts_with("United")
             }),
         ),
     ];
@@ -1431,7 +1468,9 @@ fn sql_queries_time_floors_parameters_and_information_schema() {
         r#"SELECT language, SUM("count") AS edits FROM wikipedia WHERE namespace = 'Talk' AND robot = 'false'
            GROUP BY language ORDER BY edits DESC, language LIMIT 5"#,
     );
-    let talk = group_by(&rows, |r| (r.dim("namespace") == "Talk" && r.dim("robot") == "false", r.dim("language").to_string()));
+    let talk = group_by(&rows, |r| {
+        (r.dim("namespace") == "Talk" && r.dim("robot") == "false", r.dim("language").to_string())
+    });
     let mut expected: Vec<(i64, String)> =
         talk.iter().filter(|((t, _), _)| *t).map(|((_, l), t)| (-t.events, l.clone())).collect();
     expected.sort();
@@ -1445,7 +1484,9 @@ fn sql_queries_time_floors_parameters_and_information_schema() {
                     AND language = ?"#,
         "parameters": [{"type": "VARCHAR", "value": "en"}]
     }));
-    let expected = totals(rows.iter().filter(|r| hour_floor(r.time) == DAY_START_MS + HOUR_MS && r.dim("language") == "en"));
+    let expected = totals(
+        rows.iter().filter(|r| hour_floor(r.time) == DAY_START_MS + HOUR_MS && r.dim("language") == "en"),
+    );
     assert_totals(&got[0], &expected, "parameters and time filter");
 
     // Druid's INFORMATION_SCHEMA, as SQL clients read it.
@@ -1463,10 +1504,8 @@ fn sql_queries_time_floors_parameters_and_information_schema() {
     );
     assert_eq!(columns.len(), 1 + DIMENSIONS.len() + METRICS.len(), "{columns:?}");
     assert_eq!(columns[0][..3], [json!("__time"), json!("TIMESTAMP"), json!(93)], "{columns:?}");
-    let types: BTreeMap<String, (Value, Value)> = columns
-        .iter()
-        .map(|c| (c[0].as_str().unwrap().to_string(), (c[1].clone(), c[2].clone())))
-        .collect();
+    let types: BTreeMap<String, (Value, Value)> =
+        columns.iter().map(|c| (c[0].as_str().unwrap().to_string(), (c[1].clone(), c[2].clone()))).collect();
     for dim in DIMENSIONS {
         assert_eq!(types[dim], (json!("VARCHAR"), json!(12)), "{dim}");
     }
@@ -1492,7 +1531,8 @@ fn assert_druid_error(body: &Value, needle: &str) {
         assert!(body.get(field).is_some(), "error body without {field}: {body}");
     }
     assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
-    let message = body["errorMessage"].as_str().unwrap_or_else(|| panic!("errorMessage is not a string: {body}"));
+    let message =
+        body["errorMessage"].as_str().unwrap_or_else(|| panic!("errorMessage is not a string: {body}"));
     assert!(message.contains(needle), "errorMessage does not name {needle:?}: {body}");
 }
 
@@ -1531,13 +1571,20 @@ fn malformed_queries_answer_400_with_druid_error_bodies() {
     native(&with("intervals", json!(42)), "intervals");
     native(&with("granularity", json!("fortnight")), "granularity");
     native(&with("aggregations", json!([{"type": "longSum", "name": "x"}])), "aggregations[0]");
-    native(&with("aggregations", json!([{"type": "longSumm", "name": "x", "fieldName": "count"}])), "aggregations[0]");
+    native(
+        &with("aggregations", json!([{"type": "longSumm", "name": "x", "fieldName": "count"}])),
+        "aggregations[0]",
+    );
     native(&with("filter", json!({"type": "selector", "value": "en"})), "filter");
     native(&with("filter", json!({"type": "nope", "dimension": "page"})), "filter");
     native(&with("dataSource", json!("nope")), "nope");
-    native(&json!({"queryType": "topN", "dataSource": "wikipedia", "intervals": [DAY], "granularity": "all",
+    native(
+        &json!({"queryType": "topN", "dataSource": "wikipedia", "intervals": [DAY], "granularity": "all",
         "dimension": "page", "threshold": 3, "metric": "missing",
-        "aggregations": [{"type": "count", "name": "rows"}]}).to_string(), "missing");
+        "aggregations": [{"type": "count", "name": "rows"}]})
+        .to_string(),
+        "missing",
+    );
     native(&json!({"queryType": "scan", "dataSource": "nope", "intervals": [DAY]}).to_string(), "nope");
 
     let sql = |body: &str, needle: &str| {
@@ -1562,7 +1609,8 @@ fn malformed_queries_answer_400_with_druid_error_bodies() {
 /// The Kafka example spec turned into an hourly rollup of three dimensions, dataSource
 /// `edits_hourly`, one segment per day.
 fn hourly_spec(dir: &Path) -> PathBuf {
-    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(example("wikipedia-kafka.json")).unwrap()).unwrap();
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("wikipedia-kafka.json")).unwrap()).unwrap();
     let schema = &mut spec["spec"]["dataSchema"];
     schema["dataSource"] = json!("edits_hourly");
     schema["dimensionsSpec"] = json!({"dimensions": HOURLY_DIMENSIONS});
@@ -1619,7 +1667,13 @@ fn rollup_counts_rows_and_several_data_sources_are_served() {
         .flat_map(|b| b["events"].as_array().unwrap().clone())
         .map(|e| {
             let s = |c: &str| e[c].as_str().unwrap().to_string();
-            (long(&e["__time"], "__time"), s("language"), s("namespace"), s("robot"), long(&e["count"], "count"))
+            (
+                long(&e["__time"], "__time"),
+                s("language"),
+                s("namespace"),
+                s("robot"),
+                long(&e["count"], "count"),
+            )
         })
         .collect();
     got.sort();
@@ -1637,9 +1691,11 @@ fn rollup_counts_rows_and_several_data_sources_are_served() {
     assert_eq!(names, BTreeSet::from(["edits_hourly", "wikipedia"]));
     let described = server.get("/druid/v2/datasources/edits_hourly").json();
     assert_eq!(described["dimensions"].as_array().unwrap().len(), 3, "{described}");
-    let metrics: BTreeSet<&str> = described["metrics"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let metrics: BTreeSet<&str> =
+        described["metrics"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(metrics, BTreeSet::from(["added", "count"]));
-    let tables = server.sql_rows("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'druid' ORDER BY 1");
+    let tables = server
+        .sql_rows("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'druid' ORDER BY 1");
     assert_eq!(tables, vec![vec![json!("edits_hourly")], vec![json!("wikipedia")]]);
 }
 
@@ -1692,7 +1748,11 @@ fn query_command_against_a_server_and_straight_against_deep_storage() {
         group_by(&rows, |r| r.dim("language").to_string()).into_iter().map(|(l, t)| (-t.events, l)).collect();
     by_language.sort();
     for (line, (edits, language)) in lines[1..4].iter().zip(&by_language) {
-        assert_eq!(line.split_whitespace().collect::<Vec<_>>(), [language.as_str(), &(-edits).to_string()], "{stdout}");
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            [language.as_str(), &(-edits).to_string()],
+            "{stdout}"
+        );
     }
     // Aligned: the numeric column is right-aligned, so every line of the table is as long.
     let widths: BTreeSet<usize> = lines[..4].iter().map(|l| l.chars().count()).collect();
@@ -1721,10 +1781,16 @@ fn query_command_against_a_server_and_straight_against_deep_storage() {
 
     // SQL straight against deep storage too.
     let mut cmd = bin();
-    cmd.args(["query", "--deep-storage"]).arg(&fixture.deep).args(["--sql", r#"SELECT SUM("count") AS edits FROM wikipedia"#]);
+    cmd.args(["query", "--deep-storage"])
+        .arg(&fixture.deep)
+        .args(["--sql", r#"SELECT SUM("count") AS edits FROM wikipedia"#]);
     let stdout = succeed(&mut cmd);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines, ["edits", &rows.iter().map(|r| r.events).sum::<i64>().to_string(), "(1 rows)"], "{stdout}");
+    assert_eq!(
+        lines,
+        ["edits", &rows.iter().map(|r| r.events).sum::<i64>().to_string(), "(1 rows)"],
+        "{stdout}"
+    );
 
     // Failures exit non-zero and name the problem.
     let mut cmd = bin();
@@ -1753,7 +1819,9 @@ fn pydruid_and_sqlalchemy_work_unmodified() {
     if !pydruid_available() {
         // CI installs them (scripts/test.sh); elsewhere say plainly what was not checked.
         assert!(std::env::var_os("CI").is_none(), "CI must have python3 with pydruid and sqlalchemy");
-        eprintln!("skipped: python3 with pydruid and sqlalchemy is not installed (pip install pydruid sqlalchemy)");
+        eprintln!(
+            "skipped: python3 with pydruid and sqlalchemy is not installed (pip install pydruid sqlalchemy)"
+        );
         return;
     }
     let mut fixture = Fixture::empty();
@@ -1769,6 +1837,11 @@ fn pydruid_and_sqlalchemy_work_unmodified() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{} failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", script.display(), output.status);
+    assert!(
+        output.status.success(),
+        "{} failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        script.display(),
+        output.status
+    );
     assert!(stdout.contains("pydruid: all checks passed"), "{stdout}");
 }
