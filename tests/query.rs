@@ -828,7 +828,8 @@ fn top_n_numeric_dimension_and_inverted_metrics() {
             "dimension": "language", "metric": metric, "threshold": threshold,
             "aggregations": base_aggregations(),
             "postAggregations": [{"type": "arithmetic", "name": "addedPerEdit", "fn": "/", "fields": [
-                {"type": "fieldAccess", "fieldName": "added"}, {"type": "fieldAccess", "fieldName": "edits"}]}]
+                {"type": "fieldAccess", "fieldName": "added"},
+                {"type": "fieldAccess", "fieldName": "edits"}]}]
         })
     };
 
@@ -947,8 +948,8 @@ fn group_by_with_limit_spec_having_and_granularity() {
     // limitSpec by a metric, descending, with having.
     let answer = server.native(&group_by_query(json!({
         "having": {"type": "greaterThan", "aggregation": "edits", "value": 20},
-        "limitSpec": {"type": "default", "limit": 10,
-                      "columns": [{"dimension": "edits", "direction": "descending", "dimensionOrder": "numeric"}]}
+        "limitSpec": {"type": "default", "limit": 10, "columns": [
+            {"dimension": "edits", "direction": "descending", "dimensionOrder": "numeric"}]}
     })));
     let kept: BTreeMap<String, f64> = pairs
         .iter()
@@ -958,7 +959,10 @@ fn group_by_with_limit_spec_having_and_granularity() {
     assert!(kept.len() > 10, "the fixture should have more than 10 groups over 20 edits");
     let flat: Vec<Value> = group_rows(&answer)
         .into_iter()
-        .map(|(_, e)| json!({"pair": format!("{}/{}", e["language"].as_str().unwrap(), e["namespace"].as_str().unwrap()), "edits": e["edits"]}))
+        .map(|(_, e)| {
+            let pair = format!("{}/{}", e["language"].as_str().unwrap(), e["namespace"].as_str().unwrap());
+            json!({"pair": pair, "edits": e["edits"]})
+        })
         .collect();
     assert_top(&Value::Array(flat), "pair", "edits", &kept, 10, true);
 
@@ -980,7 +984,8 @@ fn group_by_with_limit_spec_having_and_granularity() {
     assert_eq!(got.iter().map(|(l, n)| (l, n)).collect::<Vec<_>>(), expected, "{answer}");
     // A filter having spec and equalTo.
     let answer = server.native(&group_by_query(json!({"having": {"type": "or", "havingSpecs": [
-        {"type": "filter", "filter": {"type": "bound", "dimension": "edits", "lower": "100", "ordering": "numeric"}},
+        {"type": "filter",
+         "filter": {"type": "bound", "dimension": "edits", "lower": "100", "ordering": "numeric"}},
         {"type": "equalTo", "aggregation": "edits", "value": 7}
     ]}})));
     let expected: BTreeSet<(String, String)> =
@@ -998,7 +1003,8 @@ fn group_by_with_limit_spec_having_and_granularity() {
         "aggregations": base_aggregations(),
         "postAggregations": [{"type": "arithmetic", "name": "rowsPerEdit", "fn": "/", "fields": [
             {"type": "fieldAccess", "fieldName": "rows"}, {"type": "fieldAccess", "fieldName": "edits"}]}],
-        "limitSpec": {"type": "default", "limit": 5, "offset": 2, "columns": [{"dimension": "lang", "direction": "descending"}]}
+        "limitSpec": {"type": "default", "limit": 5, "offset": 2,
+                      "columns": [{"dimension": "lang", "direction": "descending"}]}
     }));
     let languages = group_by(&rows, |r| r.dim("language").to_string());
     let expected: Vec<(&String, &Totals)> = languages.iter().rev().skip(2).take(5).collect();
@@ -1260,11 +1266,13 @@ fn every_filter_type_matches_an_independent_evaluation() {
             Box::new(|r| r.dim("page") >= "A" && r.dim("page") < "C"),
         ),
         (
-            json!({"type": "bound", "dimension": "country", "lower": "T", "lowerStrict": true, "ordering": "lexicographic"}),
+            json!({"type": "bound", "dimension": "country", "lower": "T", "lowerStrict": true,
+                   "ordering": "lexicographic"}),
             Box::new(|r| r.dim("country") > "T"),
         ),
         (
-            json!({"type": "bound", "dimension": "added", "lower": "100", "upper": "1000", "ordering": "numeric"}),
+            json!({"type": "bound", "dimension": "added", "lower": "100", "upper": "1000",
+                   "ordering": "numeric"}),
             Box::new(|r| (100.0..=1000.0).contains(&r.added)),
         ),
         (
@@ -1301,12 +1309,14 @@ fn every_filter_type_matches_an_independent_evaluation() {
             Box::new(|r| r.dim("page").contains("Danger")),
         ),
         (
-            json!({"type": "search", "dimension": "city", "query": {"type": "insensitive_contains", "value": "TO"}}),
+            json!({"type": "search", "dimension": "city",
+                   "query": {"type": "insensitive_contains", "value": "TO"}}),
             Box::new(|r| r.dim("city").to_lowercase().contains("to")),
         ),
         (
             json!({"type": "interval", "dimension": "__time",
-                   "intervals": ["2013-08-31T01:00:00.000Z/2013-08-31T01:30:00.000Z", "2013-08-31T02:45:00Z/PT5M"]}),
+                   "intervals": ["2013-08-31T01:00:00.000Z/2013-08-31T01:30:00.000Z",
+                                 "2013-08-31T02:45:00Z/PT5M"]}),
             Box::new(|r| {
                 let a = DAY_START_MS + HOUR_MS;
                 let b = DAY_START_MS + 2 * HOUR_MS + 45 * 60_000;
@@ -1324,7 +1334,8 @@ fn every_filter_type_matches_an_independent_evaluation() {
             Box::new(|r| r.dim("namespace") == "Talk" || ["de", "fr"].contains(&r.dim("language"))),
         ),
         (
-            json!({"type": "not", "field": {"type": "in", "dimension": "continent", "values": ["Europe", "Asia"]}}),
+            json!({"type": "not",
+                   "field": {"type": "in", "dimension": "continent", "values": ["Europe", "Asia"]}}),
             Box::new(|r| !["Europe", "Asia"].contains(&r.dim("continent"))),
         ),
         (
@@ -1372,7 +1383,8 @@ fn sql_every_result_format_with_and_without_header() {
     let by_page = group_by(&rows, |r| r.dim("page").to_string());
     let expected: Vec<(&String, &Totals)> = by_page.iter().filter(|(p, _)| p.contains(',')).take(4).collect();
     assert!(!expected.is_empty(), "no page with a comma in the fixture");
-    let query = r#"SELECT page, COUNT(*) AS "rows", SUM("count") AS edits FROM wikipedia WHERE page LIKE '%,%' GROUP BY page ORDER BY page LIMIT 4"#;
+    let query = r#"SELECT page, COUNT(*) AS "rows", SUM("count") AS edits FROM wikipedia
+                   WHERE page LIKE '%,%' GROUP BY page ORDER BY page LIMIT 4"#;
     let objects: Vec<Value> =
         expected.iter().map(|(p, t)| json!({"page": p, "rows": t.rows, "edits": t.events})).collect();
     let arrays: Vec<Value> = expected.iter().map(|(p, t)| json!([p, t.rows, t.events])).collect();
@@ -1448,12 +1460,15 @@ fn sql_queries_time_floors_parameters_and_information_schema() {
     let rows = fixture.rows();
     let all = totals(&rows);
 
-    let got = server.sql(&json!({"query": r#"SELECT COUNT(*) AS "rows", SUM("count") AS edits, SUM(added) AS added FROM wikipedia"#}));
+    let totals_sql =
+        r#"SELECT COUNT(*) AS "rows", SUM("count") AS edits, SUM(added) AS added FROM wikipedia"#;
+    let got = server.sql(&json!({ "query": totals_sql }));
     assert_eq!(got.as_array().unwrap().len(), 1, "{got}");
     assert_totals(&got[0], &all, "SQL totals");
 
     let got = server.sql_rows(
-        r#"SELECT FLOOR(__time TO HOUR) AS "hour", COUNT(*) AS "rows", SUM("count") AS edits, SUM(added) AS added
+        r#"SELECT FLOOR(__time TO HOUR) AS "hour", COUNT(*) AS "rows", SUM("count") AS edits,
+                  SUM(added) AS added
            FROM wikipedia GROUP BY FLOOR(__time TO HOUR) ORDER BY 1"#,
     );
     let hourly = group_by(&rows, |r| hour_floor(r.time));
@@ -1480,8 +1495,8 @@ fn sql_queries_time_floors_parameters_and_information_schema() {
     // Time filters and a dynamic parameter.
     let got = server.sql(&json!({
         "query": r#"SELECT COUNT(*) AS "rows", SUM("count") AS edits, SUM(added) AS added FROM wikipedia
-                    WHERE __time >= TIMESTAMP '2013-08-31 01:00:00' AND __time < TIMESTAMP '2013-08-31 02:00:00'
-                    AND language = ?"#,
+                    WHERE __time >= TIMESTAMP '2013-08-31 01:00:00'
+                    AND __time < TIMESTAMP '2013-08-31 02:00:00' AND language = ?"#,
         "parameters": [{"type": "VARCHAR", "value": "en"}]
     }));
     let expected = totals(
@@ -1490,7 +1505,10 @@ fn sql_queries_time_floors_parameters_and_information_schema() {
     assert_totals(&got[0], &expected, "parameters and time filter");
 
     // Druid's INFORMATION_SCHEMA, as SQL clients read it.
-    let tables = server.sql_rows("SELECT TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'druid'");
+    let tables = server.sql_rows(
+        "SELECT TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES \
+         WHERE TABLE_SCHEMA = 'druid'",
+    );
     assert_eq!(tables, vec![vec![json!("druid"), json!("druid"), json!("wikipedia"), json!("TABLE")]]);
     let schemata: BTreeSet<String> = server
         .sql_rows("SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA")
@@ -1658,8 +1676,10 @@ fn rollup_counts_rows_and_several_data_sources_are_served() {
     assert_eq!(got, vec![vec![json!(wiki.rows), json!(wiki.events)]]);
 
     // Scan shows the rolled-up rows, times truncated to the hour.
-    let answer = server.native(&json!({"queryType": "scan", "dataSource": "edits_hourly", "intervals": [DAY],
-        "order": "ascending", "limit": 100000, "columns": ["__time", "language", "namespace", "robot", "count"]}));
+    let answer =
+        server.native(&json!({"queryType": "scan", "dataSource": "edits_hourly", "intervals": [DAY],
+        "order": "ascending", "limit": 100000,
+        "columns": ["__time", "language", "namespace", "robot", "count"]}));
     let mut got: Vec<(i64, String, String, String, i64)> = answer
         .as_array()
         .unwrap()
@@ -1737,7 +1757,8 @@ fn query_command_against_a_server_and_straight_against_deep_storage() {
     // --sql: an aligned table, then "(N rows)".
     let mut cmd = bin();
     cmd.args(["query", "--url", &server.url, "--sql"]).arg(
-        r#"SELECT language, SUM("count") AS edits FROM wikipedia GROUP BY language ORDER BY edits DESC, language LIMIT 3"#,
+        r#"SELECT language, SUM("count") AS edits FROM wikipedia GROUP BY language
+           ORDER BY edits DESC, language LIMIT 3"#,
     );
     let stdout = succeed(&mut cmd);
     let lines: Vec<&str> = stdout.lines().collect();
