@@ -24,7 +24,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, Offset, TimeZone};
 use chrono_tz::Tz;
 use common::time::{Granularity, Interval, Millis, Period, format_iso, parse_iso};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, PrimitiveArray, TimestampMillisecondArray,
+};
 use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -254,10 +256,11 @@ impl QueryGranularity {
             Self::All => json!("all"),
             Self::None => json!("none"),
             Self::Period { period, time_zone, origin } => {
-                if time_zone.is_none() && origin.is_none() {
-                    if let Some(name) = simple_name(period) {
-                        return json!(name);
-                    }
+                if time_zone.is_none()
+                    && origin.is_none()
+                    && let Some(name) = simple_name(period)
+                {
+                    return json!(name);
                 }
                 let mut object = Map::new();
                 object.insert("type".into(), json!("period"));
@@ -416,9 +419,10 @@ fn origin_from_json(value: Option<&Value>, field: &str) -> Result<Option<Millis>
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => parse_iso(text).map(Some).map_err(|e| invalid!("{field}: {e}")),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-            invalid!("{field}: {n} is not a whole number of milliseconds since the epoch")
-        }),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid!("{field}: {n} is not a whole number of milliseconds since the epoch")),
         Some(other) => Err(invalid!(
             "{field}: expected an ISO 8601 time such as \"2012-01-01T00:30:00Z\", found {}",
             echo_json(other)
@@ -519,7 +523,7 @@ impl Plan {
     fn period(period: Period, zone: Zone, origin: Option<Millis>) -> Self {
         let has_origin = origin.is_some();
         // Druid's default origin: 1970-01-01T00:00 local time, which aligns multi-unit periods.
-        let origin = origin.unwrap_or_else(|| zone.from_local_hint(0, 0));
+        let origin = origin.unwrap_or_else(|| zone.local_to_utc_near(0, 0));
         let single = single_field(&period);
         let utc = zone == Zone::Utc;
         if let Some(width) = period.fixed_duration_ms() {
@@ -534,7 +538,9 @@ impl Plan {
                     match (unit.is_time_of_day(), from_origin, utc) {
                         (true, true, _) | (false, true, true) => return Plan::fixed(origin, width),
                         (true, false, true) => return Plan::fixed(0, width),
-                        (false, false, true) if unit == Unit::Weeks => return Plan::fixed(FIRST_MONDAY, width),
+                        (false, false, true) if unit == Unit::Weeks => {
+                            return Plan::fixed(FIRST_MONDAY, width);
+                        }
                         (false, false, true) => return Plan::fixed(0, width),
                         _ => {}
                     }
@@ -701,8 +707,8 @@ impl Zoned {
             Unit::Millis => t,
             // Joda's `millisOfSecond().set(t, 0)`.
             Unit::Seconds => {
-                let local = zone.to_local(t);
-                zone.from_local_hint(local.saturating_sub(local.rem_euclid(SECOND)), t)
+                let local = zone.utc_to_local(t);
+                zone.local_to_utc_near(local.saturating_sub(local.rem_euclid(SECOND)), t)
             }
             // Time fields round in local time with the offset at `t`: in Asia/Kolkata an hour
             // starts at :30 UTC; in America/Los_Angeles each of the two 01:00 hours of the
@@ -717,17 +723,17 @@ impl Zoned {
             // Joda: `dayOfWeek().roundFloor(t)`, then `dayOfWeek().set(t, MONDAY)`.
             Unit::Weeks => {
                 let day = self.day_floor(t);
-                let local = zone.to_local(day);
+                let local = zone.utc_to_local(day);
                 let monday_based = (local.div_euclid(DAY) + 3).rem_euclid(7);
-                zone.from_local_hint(local.saturating_sub(monday_based * DAY), day)
+                zone.local_to_utc_near(local.saturating_sub(monday_based * DAY), day)
             }
             Unit::Months | Unit::Years => {
-                let Some((date, _)) = local_date(zone.to_local(t)) else {
+                let Some((date, _)) = local_date(zone.utc_to_local(t)) else {
                     return t;
                 };
                 let first = if unit == Unit::Months { date.with_day(1) } else { date.with_ordinal(1) };
                 match first {
-                    Some(first) => zone.from_local_hint(local_millis(first, 0), t),
+                    Some(first) => zone.local_to_utc_near(local_millis(first, 0), t),
                     None => t,
                 }
             }
@@ -737,8 +743,8 @@ impl Zoned {
     /// Local midnight of `t`'s day, resolved as Joda does (a midnight inside a DST gap becomes
     /// the first instant after it).
     fn day_floor(&self, t: Millis) -> Millis {
-        let local = self.zone.to_local(t);
-        self.zone.from_local_hint(local.saturating_sub(local.rem_euclid(DAY)), t)
+        let local = self.zone.utc_to_local(t);
+        self.zone.local_to_utc_near(local.saturating_sub(local.rem_euclid(DAY)), t)
     }
 
     /// Druid's multiples-from-origin branch: count whole units between origin and `t` (on the
@@ -788,10 +794,11 @@ impl Zoned {
                 if nulls.is_some_and(|n| n.is_null(i)) {
                     return 0;
                 }
-                if let Some((from, until, bucket)) = cached {
-                    if from <= t && t < until {
-                        return bucket;
-                    }
+                if let Some((from, until, bucket)) = cached
+                    && from <= t
+                    && t < until
+                {
+                    return bucket;
                 }
                 let bucket = self.floor(t);
                 let next = self.zone.add_period(bucket, &self.period, 1);
@@ -835,14 +842,14 @@ impl Zone {
     }
 
     /// The local wall-clock time of `utc`, as millis since 1970-01-01T00:00 local.
-    fn to_local(self, utc: Millis) -> Millis {
+    fn utc_to_local(self, utc: Millis) -> Millis {
         utc.saturating_add(self.offset(utc))
     }
 
     /// Joda's `getOffsetFromLocal`: the instant of a local time; in an autumn overlap the earlier
     /// instant, in a spring gap the instant as if the clock had not moved yet (02:30 in a gap
     /// from 02:00 to 03:00 becomes 03:30 of the new offset).
-    fn from_local(self, local: Millis) -> Millis {
+    fn local_to_utc(self, local: Millis) -> Millis {
         let Zone::Named(tz) = self else {
             return local;
         };
@@ -865,14 +872,14 @@ impl Zone {
 
     /// Joda's `convertLocalToUTC(local, false, hint)`: keep the offset in effect at `hint` when it
     /// is valid for `local` (so rounding a time in an overlap stays on its side), else as
-    /// [`Self::from_local`].
-    fn from_local_hint(self, local: Millis, hint: Millis) -> Millis {
+    /// [`Self::local_to_utc`].
+    fn local_to_utc_near(self, local: Millis, hint: Millis) -> Millis {
         if self == Zone::Utc {
             return local;
         }
         let offset = self.offset(hint);
         let utc = local.saturating_sub(offset);
-        if self.offset(utc) == offset { utc } else { self.from_local(local) }
+        if self.offset(utc) == offset { utc } else { self.local_to_utc(local) }
     }
 
     /// Joda's zoned `add(instant, amount)` for one field: calendar units on the local calendar
@@ -889,11 +896,12 @@ impl Zone {
             }
             Unit::Days | Unit::Weeks => {
                 let length = unit.length_ms().unwrap_or(DAY);
-                self.from_local(self.to_local(t).saturating_add(amount.saturating_mul(length)))
+                self.local_to_utc(self.utc_to_local(t).saturating_add(amount.saturating_mul(length)))
             }
             Unit::Months | Unit::Years => {
                 let months = if unit == Unit::Years { amount.saturating_mul(12) } else { amount };
-                add_months_local(self.to_local(t), months).map_or(saturated, |local| self.from_local(local))
+                add_months_local(self.utc_to_local(t), months)
+                    .map_or(saturated, |local| self.local_to_utc(local))
             }
         }
     }
@@ -911,12 +919,15 @@ impl Zone {
         match unit {
             Unit::Hours | Unit::Minutes | Unit::Seconds | Unit::Millis | Unit::Days | Unit::Weeks => {
                 let length = unit.length_ms()?;
-                let (t, origin) =
-                    if unit.is_time_of_day() { (t, origin) } else { (self.to_local(t), self.to_local(origin)) };
+                let (t, origin) = if unit.is_time_of_day() {
+                    (t, origin)
+                } else {
+                    (self.utc_to_local(t), self.utc_to_local(origin))
+                };
                 i64::try_from((i128::from(t) - i128::from(origin)) / i128::from(length)).ok()
             }
-            Unit::Months => month_difference(self.to_local(t), self.to_local(origin), 1),
-            Unit::Years => month_difference(self.to_local(t), self.to_local(origin), 12),
+            Unit::Months => month_difference(self.utc_to_local(t), self.utc_to_local(origin), 1),
+            Unit::Years => month_difference(self.utc_to_local(t), self.utc_to_local(origin), 12),
         }
     }
 }
@@ -962,7 +973,8 @@ fn local_millis(date: NaiveDate, ms_of_day: i64) -> Millis {
 /// length, time of day kept (Joda's month and year addition).
 fn add_months_local(local: Millis, months: i64) -> Option<Millis> {
     let (date, ms_of_day) = local_date(local)?;
-    let total = i64::from(date.year()).checked_mul(12)?.checked_add(i64::from(date.month0()))?.checked_add(months)?;
+    let total =
+        i64::from(date.year()).checked_mul(12)?.checked_add(i64::from(date.month0()))?.checked_add(months)?;
     let year = i32::try_from(total.div_euclid(12)).ok()?;
     let month = u32::try_from(total.rem_euclid(12)).ok()? + 1;
     // Clamp the day of month: at most three tries, as every month has at least 28 days.
@@ -1075,7 +1087,32 @@ fn parse_interval_list(items: &[Value], field: &str) -> Result<Vec<Interval>, Qu
 }
 
 fn parse_interval(text: &str, field: &str) -> Result<Interval, QueryError> {
-    Interval::parse(text).map_err(|e| invalid!("{field}: {e}"))
+    match Interval::parse(text) {
+        Ok(interval) => Ok(interval),
+        Err(e) => match sign_expanded_years(text) {
+            Some(signed) => Interval::parse(&signed).map_err(|_| invalid!("{field}: {e}")),
+            None => Err(invalid!("{field}: {e}")),
+        },
+    }
+}
+
+/// `text` with a '+' before each unsigned year of more than four digits, or `None` if it has
+/// none. Joda writes such years unsigned, and Druid's "eternity" interval
+/// ("-146136543-09-08T08:23:32.096Z/146140482-04-24T15:36:27.903Z") is full of them, while
+/// ISO 8601 (and our parser) wants expanded years signed.
+fn sign_expanded_years(text: &str) -> Option<String> {
+    let needs_sign = |side: &str| {
+        let digits = side.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 4 && side.as_bytes().get(digits) == Some(&b'-')
+    };
+    if !text.split('/').any(needs_sign) {
+        return None;
+    }
+    let sides: Vec<String> = text
+        .split('/')
+        .map(|side| if needs_sign(side) { format!("+{side}") } else { side.to_owned() })
+        .collect();
+    Some(sides.join("/"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1122,7 +1159,7 @@ fn user_error(message: String) -> DataFusionError {
 }
 
 /// What one argument of a SQL time function takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Arg {
     /// A timestamp of any unit or zone; dates, strings and NULL are cast to `Timestamp(ms, "UTC")`.
     Timestamp,
@@ -1167,12 +1204,15 @@ impl Arg {
             Arg::TimestampOrMillis => matches!(coerced, DataType::Timestamp(..) | DataType::Int64),
             Arg::Origin => matches!(
                 coerced,
-                DataType::Timestamp(..) | DataType::Null | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                DataType::Timestamp(..)
+                    | DataType::Null
+                    | DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
             ),
-            Arg::Text => matches!(
-                coerced,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-            ),
+            Arg::Text => {
+                matches!(coerced, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
+            }
             Arg::Integer => *coerced == DataType::Int64,
         }
     }
@@ -1297,7 +1337,9 @@ fn zone_arg(name: &str, value: &ScalarValue) -> DfResult<Option<Tz>> {
         return Ok(None);
     }
     match scalar_str(value) {
-        Some(text) => parse_time_zone(text).map(Some).map_err(|reason| user_error(format!("{name}: {reason}"))),
+        Some(text) => {
+            parse_time_zone(text).map(Some).map_err(|reason| user_error(format!("{name}: {reason}")))
+        }
         None => Err(user_error(format!(
             "{name}: time zone must be a string such as 'America/Los_Angeles', found {}",
             echo(&value.to_string())
@@ -1338,7 +1380,8 @@ fn map_timestamps(
     };
     let millis = timestamps_as_millis(name, &array)?;
     let values = op(millis.values(), millis.nulls());
-    let result = TimestampMillisecondArray::new(ScalarBuffer::from(values), millis.nulls().cloned()).with_timezone(UTC);
+    let result = TimestampMillisecondArray::new(ScalarBuffer::from(values), millis.nulls().cloned())
+        .with_timezone(UTC);
     if scalar {
         Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?))
     } else {
@@ -1364,8 +1407,12 @@ enum Rounding {
     Ceil,
 }
 
-const TIME_ROUND_ARGS: &[(Arg, &str)] =
-    &[(Arg::Timestamp, "timestamp"), (Arg::Text, "period"), (Arg::Origin, "origin"), (Arg::Text, "time zone")];
+const TIME_ROUND_ARGS: &[(Arg, &str)] = &[
+    (Arg::Timestamp, "timestamp"),
+    (Arg::Text, "period"),
+    (Arg::Origin, "origin"),
+    (Arg::Text, "time zone"),
+];
 
 /// `TIME_FLOOR` and `TIME_CEIL`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -1439,7 +1486,10 @@ impl ScalarUDFImpl for TimeRound {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let name = self.args.name;
         let Some((time, rest)) = args.args.split_first() else {
-            return Err(user_error(format!("{name}: missing timestamp (expected {name}{})", self.args.usage)));
+            return Err(user_error(format!(
+                "{name}: missing timestamp (expected {name}{})",
+                self.args.usage
+            )));
         };
         let constants = rest
             .iter()
@@ -1513,7 +1563,12 @@ impl TimeShift {
         name: "time_shift",
         usage: "(timestamp, period, step[, timezone])",
         required: 3,
-        args: &[(Arg::Timestamp, "timestamp"), (Arg::Text, "period"), (Arg::Integer, "step"), (Arg::Text, "time zone")],
+        args: &[
+            (Arg::Timestamp, "timestamp"),
+            (Arg::Text, "period"),
+            (Arg::Integer, "step"),
+            (Arg::Text, "time zone"),
+        ],
     };
 
     fn new() -> Self {
@@ -1564,14 +1619,18 @@ impl ScalarUDFImpl for TimeShift {
             ColumnarValue::Scalar(step) => {
                 let step = match step {
                     ScalarValue::Int64(step) => *step,
-                    other => return Err(user_error(format!("{name}: step must be an integer, found {other}"))),
+                    other => {
+                        return Err(user_error(format!("{name}: step must be an integer, found {other}")));
+                    }
                 };
                 let Some(step) = step else {
                     // A NULL step shifts to NULL, like any NULL argument.
                     let null = ScalarValue::TimestampMillisecond(None, Some(UTC.into()));
                     return Ok(match time {
                         ColumnarValue::Scalar(_) => ColumnarValue::Scalar(null),
-                        ColumnarValue::Array(array) => ColumnarValue::Array(null.to_array_of_size(array.len())?),
+                        ColumnarValue::Array(array) => {
+                            ColumnarValue::Array(null.to_array_of_size(array.len())?)
+                        }
                     });
                 };
                 map_timestamps(name, time, |values, _| {
@@ -1602,8 +1661,12 @@ struct MillisToTimestamp {
 }
 
 impl MillisToTimestamp {
-    const ARGS: FunctionArgs =
-        FunctionArgs { name: "millis_to_timestamp", usage: "(millis)", required: 1, args: &[(Arg::Integer, "millis")] };
+    const ARGS: FunctionArgs = FunctionArgs {
+        name: "millis_to_timestamp",
+        usage: "(millis)",
+        required: 1,
+        args: &[(Arg::Integer, "millis")],
+    };
 
     fn new() -> Self {
         Self { signature: Signature::user_defined(Volatility::Immutable) }
@@ -1815,7 +1878,11 @@ mod tests {
         let offset = gran(json!({"type": "period", "period": "P1D", "timeZone": "-08:00"}));
         assert_eq!(
             offset,
-            QueryGranularity::Period { period: period("P1D"), time_zone: Some(chrono_tz::Etc::GMTPlus8), origin: None }
+            QueryGranularity::Period {
+                period: period("P1D"),
+                time_zone: Some(chrono_tz::Etc::GMTPlus8),
+                origin: None
+            }
         );
         assert_eq!(offset.floor(iso("2013-08-31T07:59")), iso("2013-08-30T08:00"));
 
@@ -1843,7 +1910,10 @@ mod tests {
             (json!({"type": 3}), "granularity.type: expected a string such as \"period\", found 3"),
             (json!({"type": "periodic"}), "granularity.type: unknown granularity type \"periodic\""),
             (json!({"type": "period"}), "granularity.period: missing"),
-            (json!({"type": "period", "period": 1}), "granularity.period: expected an ISO 8601 period string"),
+            (
+                json!({"type": "period", "period": 1}),
+                "granularity.period: expected an ISO 8601 period string",
+            ),
             (
                 json!({"type": "period", "period": "PT1X"}),
                 "granularity.period: period \"PT1X\" is invalid: unexpected 'X'",
@@ -1865,7 +1935,10 @@ mod tests {
                 json!({"type": "period", "period": "PT1H", "origin": "yesterday"}),
                 "granularity.origin: timestamp \"yesterday\" does not match format \"iso\"",
             ),
-            (json!({"type": "period", "period": "PT1H", "origin": true}), "granularity.origin: expected an ISO 8601"),
+            (
+                json!({"type": "period", "period": "PT1H", "origin": true}),
+                "granularity.origin: expected an ISO 8601",
+            ),
             (json!({"type": "duration"}), "granularity.duration: missing"),
             (json!({"type": "duration", "duration": 0}), "granularity.duration: 0 is not positive"),
             (
@@ -2003,12 +2076,12 @@ mod tests {
     fn gaps_and_overlaps_resolve_like_joda() {
         let zone = Zone::Named(LA);
         // 02:30 does not exist on 2013-03-10: Joda moves it forward by the gap, to 03:30 PDT.
-        assert_eq!(zone.from_local(iso("2013-03-10T02:30")), iso("2013-03-10T03:30-07:00"));
+        assert_eq!(zone.local_to_utc(iso("2013-03-10T02:30")), iso("2013-03-10T03:30-07:00"));
         // 01:30 happens twice on 2013-11-03: Joda takes the earlier one (PDT).
-        assert_eq!(zone.from_local(iso("2013-11-03T01:30")), iso("2013-11-03T01:30-07:00"));
+        assert_eq!(zone.local_to_utc(iso("2013-11-03T01:30")), iso("2013-11-03T01:30-07:00"));
         let berlin = Zone::Named(chrono_tz::Europe::Berlin);
-        assert_eq!(berlin.from_local(iso("2013-03-31T02:30")), iso("2013-03-31T03:30+02:00"));
-        assert_eq!(berlin.from_local(iso("2013-10-27T02:30")), iso("2013-10-27T02:30+02:00"));
+        assert_eq!(berlin.local_to_utc(iso("2013-03-31T02:30")), iso("2013-03-31T03:30+02:00"));
+        assert_eq!(berlin.local_to_utc(iso("2013-10-27T02:30")), iso("2013-10-27T02:30+02:00"));
         // Adding a day keeps the wall clock, so the sum is 23 or 25 hours long.
         assert_eq!(zone.add(iso("2013-03-09T12:00-08:00"), Unit::Days, 1), iso("2013-03-10T12:00-07:00"));
         assert_eq!(zone.add(iso("2013-11-03T12:00-08:00"), Unit::Days, -1), iso("2013-11-02T12:00-07:00"));
@@ -2022,8 +2095,10 @@ mod tests {
     #[test]
     fn fast_paths_agree_with_the_calendar_rules() {
         let origins = [None, Some(iso("2012-01-01T00:30")), Some(iso("1969-07-20T20:17:40"))];
-        let utc_periods =
-            ["PT1S", "PT1M", "PT15M", "PT1H", "PT6H", "PT7H", "P1D", "P2D", "P1W", "P2W", "PT1H30M", "P1DT12H", "PT0.5S"];
+        let utc_periods = [
+            "PT1S", "PT1M", "PT15M", "PT1H", "PT6H", "PT7H", "P1D", "P2D", "P1W", "P2W", "PT1H30M",
+            "P1DT12H", "PT0.5S",
+        ];
         let time = instants(300);
         for text in utc_periods {
             for origin in origins {
@@ -2038,13 +2113,21 @@ mod tests {
                     single: single_field(&p),
                 };
                 for &t in &time {
-                    assert_eq!(plan.floor(t), general.floor(t), "{text} origin {origin:?} at {}", format_iso(t));
+                    assert_eq!(
+                        plan.floor(t),
+                        general.floor(t),
+                        "{text} origin {origin:?} at {}",
+                        format_iso(t)
+                    );
                 }
             }
         }
-        for (text, g) in [("P1M", Granularity::Month), ("P3M", Granularity::Quarter), ("P1Y", Granularity::Year)] {
+        for (text, g) in
+            [("P1M", Granularity::Month), ("P3M", Granularity::Quarter), ("P1Y", Granularity::Year)]
+        {
             let p = period(text);
-            let general = Zoned { period: p, zone: Zone::Utc, origin: 0, has_origin: false, single: single_field(&p) };
+            let general =
+                Zoned { period: p, zone: Zone::Utc, origin: 0, has_origin: false, single: single_field(&p) };
             for &t in &time {
                 assert_eq!(g.truncate(t), general.floor(t), "{text} at {}", format_iso(t));
             }
@@ -2086,7 +2169,11 @@ mod tests {
             la("P1M"),
             la("P3M"),
             la("P1Y"),
-            QueryGranularity::Period { period: period("P1D"), time_zone: Some(chrono_tz::Asia::Kolkata), origin: None },
+            QueryGranularity::Period {
+                period: period("P1D"),
+                time_zone: Some(chrono_tz::Asia::Kolkata),
+                origin: None,
+            },
             QueryGranularity::Period {
                 period: period("P1D"),
                 time_zone: Some(LA),
@@ -2111,7 +2198,11 @@ mod tests {
         for t in [iso("1969-12-01"), iso("1975-03-10T12:00"), iso("1990-11-04T09:30")] {
             let start = compound.floor(t);
             let next = compound.next(start);
-            assert!(start <= t && t < next && compound.floor(next) == next, "{compound} at {}", format_iso(t));
+            assert!(
+                start <= t && t < next && compound.floor(next) == next,
+                "{compound} at {}",
+                format_iso(t)
+            );
         }
     }
 
@@ -2165,7 +2256,10 @@ mod tests {
         assert_eq!(QueryGranularity::All.buckets(day).ok(), Some(vec![day.start]));
         assert_eq!(QueryGranularity::None.buckets(day).ok(), Some(vec![]));
         assert_eq!(hour.buckets(Interval { start: 5, end: 5 }).ok(), Some(vec![]));
-        assert_eq!(utc_period("PT1S").buckets(interval("2013-08-31/P11D")).map(|b| b.len()).ok(), Some(950_400));
+        assert_eq!(
+            utc_period("PT1S").buckets(interval("2013-08-31/P11D")).map(|b| b.len()).ok(),
+            Some(950_400)
+        );
 
         let message = utc_period("PT1M").buckets(interval("2013-01-01/2015-01-01")).unwrap_err().to_string();
         assert_eq!(
@@ -2194,9 +2288,10 @@ mod tests {
         assert_eq!(parse(json!(["2013-08-31/p1d"])), [day]);
         assert_eq!(parse(json!(["P1D/2013-09-01"])), [day]);
         assert_eq!(parse(json!(["2013-08-31T01:00:00+01:00/2013-09-01T00:00:00.000Z"])), [day]);
-        assert_eq!(parse(json!({"type": "intervals", "intervals": ["2013-08-31/pt1h"]})), [
-            "2013-08-31T00:00:00.000Z/2013-08-31T01:00:00.000Z"
-        ]);
+        assert_eq!(
+            parse(json!({"type": "intervals", "intervals": ["2013-08-31/pt1h"]})),
+            ["2013-08-31T00:00:00.000Z/2013-08-31T01:00:00.000Z"]
+        );
         // Unsorted, overlapping and touching intervals merge; separate ones stay apart.
         assert_eq!(
             parse(json!([
@@ -2205,7 +2300,10 @@ mod tests {
                 "2013-08-31/2013-08-31T13",
                 "2013-09-01/2013-09-02",
             ])),
-            ["2013-08-31T00:00:00.000Z/2013-09-02T00:00:00.000Z", "2013-09-05T00:00:00.000Z/2013-09-06T00:00:00.000Z"]
+            [
+                "2013-08-31T00:00:00.000Z/2013-09-02T00:00:00.000Z",
+                "2013-09-05T00:00:00.000Z/2013-09-06T00:00:00.000Z"
+            ]
         );
         // Druid's eternity, as Druid SQL and many clients send it.
         let eternity = parse_intervals(
@@ -2226,9 +2324,15 @@ mod tests {
                  not before end 2013-08-31T00:00:00.000Z",
             ),
             (json!(["2013-08-31/2013-09-01", 5]), "intervals[1]: expected an interval string"),
-            (json!(["2013-08-31"]), "intervals[0]: interval \"2013-08-31\" is invalid: expected \"start/end\""),
+            (
+                json!(["2013-08-31"]),
+                "intervals[0]: interval \"2013-08-31\" is invalid: expected \"start/end\"",
+            ),
             (json!(7), "intervals: expected an interval string or a list of them"),
-            (json!({"type": "segments", "segments": []}), "intervals: segment specs ({\"type\":\"segments\"}) are not supported"),
+            (
+                json!({"type": "segments", "segments": []}),
+                "intervals: segment specs ({\"type\":\"segments\"}) are not supported",
+            ),
             (json!({"type": "intervals"}), "intervals.intervals: missing"),
             (json!({"type": "intervals", "intervals": []}), "intervals.intervals: the list is empty"),
             (json!({"type": "other"}), "intervals.type: unknown interval spec type \"other\""),
@@ -2257,7 +2361,8 @@ mod tests {
             Some(iso("2013-11-03T09:30")),
         ])
         .with_timezone(UTC);
-        let ts_ns = TimestampNanosecondArray::from(vec![Some(-1), Some(1_500_000_000), None, Some(0), Some(999_999)]);
+        let ts_ns =
+            TimestampNanosecondArray::from(vec![Some(-1), Some(1_500_000_000), None, Some(0), Some(999_999)]);
         let steps = Int64Array::from(vec![Some(1), Some(2), Some(3), None, Some(-1)]);
         let periods = StringArray::from(vec!["PT1H"; 5]);
         let schema = Schema::new(vec![
@@ -2284,7 +2389,9 @@ mod tests {
             if is_time {
                 assert_eq!(array.data_type(), &timestamp_type(), "{sql}");
             }
-            out.extend(as_millis.iter().map(|v| v.map(|v| if is_time { format_iso(v) } else { v.to_string() })));
+            out.extend(
+                as_millis.iter().map(|v| v.map(|v| if is_time { format_iso(v) } else { v.to_string() })),
+            );
         }
         out
     }
@@ -2366,17 +2473,20 @@ mod tests {
         // Nanosecond input floors toward minus infinity.
         assert_eq!(
             column(&ctx, "SELECT time_floor(ts_ns, 'PT1S') FROM t").await,
-            isos(&[Some("1969-12-31T23:59:59"), Some("1970-01-01T00:00:01"), None, Some("1970"), Some("1970")])
+            isos(&[
+                Some("1969-12-31T23:59:59"),
+                Some("1970-01-01T00:00:01"),
+                None,
+                Some("1970"),
+                Some("1970")
+            ])
         );
         // All-constant calls are folded while planning.
         assert_eq!(
             column(&ctx, "SELECT time_floor(TIMESTAMP '2013-08-31 01:02:33', 'PT1H')").await,
             isos(&[Some("2013-08-31T01:00")])
         );
-        assert_eq!(
-            column(&ctx, "SELECT time_floor(CAST(NULL AS TIMESTAMP), 'PT1H')").await,
-            isos(&[None])
-        );
+        assert_eq!(column(&ctx, "SELECT time_floor(CAST(NULL AS TIMESTAMP), 'PT1H')").await, isos(&[None]));
     }
 
     #[tokio::test]
@@ -2410,17 +2520,26 @@ mod tests {
         assert_eq!(column(&ctx, "SELECT time_shift(ts, 'PT1H', NULL) FROM t").await, vec![None; 5]);
         assert_eq!(
             column(&ctx, "SELECT timestamp_to_millis(ts) FROM t").await,
-            [Some(iso("2013-03-10T09:30")), Some(iso("2013-03-10T10:30")), None, Some(iso("2013-11-03T08:30")), Some(iso("2013-11-03T09:30"))]
-                .map(|v| v.map(|v| v.to_string()))
-                .to_vec()
+            [
+                Some(iso("2013-03-10T09:30")),
+                Some(iso("2013-03-10T10:30")),
+                None,
+                Some(iso("2013-11-03T08:30")),
+                Some(iso("2013-11-03T09:30"))
+            ]
+            .map(|v| v.map(|v| v.to_string()))
+            .to_vec()
         );
         assert_eq!(
             column(&ctx, "SELECT millis_to_timestamp(1377910953000)").await,
             isos(&[Some("2013-08-31T01:02:33")])
         );
         assert_eq!(
-            column(&ctx, "SELECT millis_to_timestamp(timestamp_to_millis(ts) + 1) FROM t WHERE ts IS NOT NULL LIMIT 1")
-                .await,
+            column(
+                &ctx,
+                "SELECT millis_to_timestamp(timestamp_to_millis(ts) + 1) FROM t WHERE ts IS NOT NULL LIMIT 1"
+            )
+            .await,
             isos(&[Some("2013-03-10T09:30:00.001")])
         );
     }
@@ -2438,12 +2557,21 @@ mod tests {
                 "SELECT time_floor(ts, 'P1D', NULL, 'Mars/Olympus') FROM t",
                 "time_floor: unknown time zone \"Mars/Olympus\"",
             ),
-            ("SELECT time_ceil(ts, 'P1D', 'noon') FROM t", "time_ceil: origin timestamp \"noon\" does not match"),
+            (
+                "SELECT time_ceil(ts, 'P1D', 'noon') FROM t",
+                "time_ceil: origin timestamp \"noon\" does not match",
+            ),
             ("SELECT time_floor(n, 'PT1H') FROM t", "time_floor: timestamp (argument 1) must be a TIMESTAMP"),
-            ("SELECT time_floor(ts) FROM t", "time_floor: called with 1 arguments (expected time_floor(timestamp, period"),
+            (
+                "SELECT time_floor(ts) FROM t",
+                "time_floor: called with 1 arguments (expected time_floor(timestamp, period",
+            ),
             ("SELECT time_shift(ts, 'PT1H', 'x') FROM t", "time_shift: step (argument 3) must be an integer"),
             ("SELECT time_shift(ts, 'PT1H', 1, p) FROM t", "time_shift: time zone must be a constant"),
-            ("SELECT millis_to_timestamp(ts) FROM t", "millis_to_timestamp: millis (argument 1) must be an integer"),
+            (
+                "SELECT millis_to_timestamp(ts) FROM t",
+                "millis_to_timestamp: millis (argument 1) must be an integer",
+            ),
         ];
         for (sql, expected) in cases {
             let error = sql_error(&ctx, sql).await;
@@ -2461,7 +2589,8 @@ mod tests {
         let day = la("P1D");
         let expr = floor_expr(col("ts"), &day).unwrap_or_else(|| panic!("no expression"));
         let frame = ctx.table("t").await.and_then(|t| t.select(vec![expr.alias("bucket")]));
-        let batches = frame.unwrap_or_else(|e| panic!("{e}")).collect().await.unwrap_or_else(|e| panic!("{e}"));
+        let batches =
+            frame.unwrap_or_else(|e| panic!("{e}")).collect().await.unwrap_or_else(|e| panic!("{e}"));
         let buckets: Vec<Option<String>> = batches
             .iter()
             .flat_map(|b| {
