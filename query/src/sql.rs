@@ -18,11 +18,11 @@ use std::sync::{Arc, Weak};
 
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider};
 use datafusion::common::SchemaError;
+use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::TableReference;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -82,14 +82,18 @@ pub fn register_functions(ctx: &SessionContext) {
 pub async fn execute(ctx: &SessionContext, request: &SqlRequest) -> Result<SqlAnswer, QueryError> {
     check_context(&request.context)?;
     let plan = plan(&ctx.state(), &request.query, &request.parameters).await?;
-    let frame = ctx.execute_logical_plan(plan).await.map_err(planning_error)?;
+    let frame = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
     let schema = frame.schema().as_arrow().clone();
-    let batches = frame.collect().await.map_err(planning_error)?;
+    let batches = frame.collect().await.map_err(engine_error)?;
     SqlAnswer::new(&schema, &batches).map_err(|e| QueryError::Execution(format!("encoding SQL results: {e}")))
 }
 
 /// Plans `sql` with `parameters` bound to its `?` placeholders, in text order.
-async fn plan(state: &SessionState, sql: &str, parameters: &[SqlParameter]) -> Result<LogicalPlan, QueryError> {
+async fn plan(
+    state: &SessionState,
+    sql: &str,
+    parameters: &[SqlParameter],
+) -> Result<LogicalPlan, QueryError> {
     let mut statement = parse(sql)?;
     let placeholders = rewrite::rewrite(&mut statement)?;
     if placeholders != parameters.len() {
@@ -98,11 +102,12 @@ async fn plan(state: &SessionState, sql: &str, parameters: &[SqlParameter]) -> R
             parameters.len()
         ));
     }
-    let values = parameters.iter().enumerate().map(|(i, p)| p.to_scalar(i + 1)).collect::<Result<Vec<_>, _>>()?;
+    let values =
+        parameters.iter().enumerate().map(|(i, p)| p.to_scalar(i + 1)).collect::<Result<Vec<_>, _>>()?;
     let statement = DFStatement::Statement(Box::new(statement));
     check_tables(state, &statement)?;
-    let plan = state.statement_to_plan(statement).await.map_err(planning_error)?;
-    if values.is_empty() { Ok(plan) } else { plan.with_param_values(values).map_err(planning_error) }
+    let plan = state.statement_to_plan(statement).await.map_err(engine_error)?;
+    if values.is_empty() { Ok(plan) } else { plan.with_param_values(values).map_err(engine_error) }
 }
 
 /// Parses exactly one SELECT statement (a trailing `;` is fine).
@@ -111,7 +116,7 @@ fn parse(sql: &str) -> Result<Statement, QueryError> {
         .with_dialect(&GenericDialect {})
         .build()
         .and_then(|mut parser| parser.parse_statements())
-        .map_err(planning_error)?;
+        .map_err(engine_error)?;
     if statements.len() != 1 {
         return Err(QueryError::SqlPlanning(format!(
             "SQL must hold exactly one statement, found {}",
@@ -119,7 +124,9 @@ fn parse(sql: &str) -> Result<Statement, QueryError> {
         )));
     }
     match statements.pop_front() {
-        Some(DFStatement::Statement(statement)) if matches!(*statement, Statement::Query(_)) => Ok(*statement),
+        Some(DFStatement::Statement(statement)) if matches!(*statement, Statement::Query(_)) => {
+            Ok(*statement)
+        }
         Some(other) => {
             let text = other.to_string();
             let keyword = text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
@@ -138,7 +145,7 @@ fn check_tables(state: &SessionState, statement: &DFStatement) -> Result<(), Que
             None => format!("Object '{name}' not found"),
         })
     };
-    for reference in state.resolve_table_references(statement).map_err(planning_error)? {
+    for reference in state.resolve_table_references(statement).map_err(engine_error)? {
         let qualified = !matches!(reference, TableReference::Bare { .. });
         let catalog_given = matches!(reference, TableReference::Full { .. });
         let resolved = reference.resolve(DRUID_CATALOG, DRUID_SCHEMA);
@@ -172,7 +179,7 @@ fn check_context(context: &serde_json::Map<String, Value>) -> Result<(), QueryEr
 
 /// Classifies an engine error, in Druid's words where Druid's differ: parser errors keep the
 /// parser's message, unknown columns and tables read as Calcite reports them.
-fn planning_error(e: DataFusionError) -> QueryError {
+fn engine_error(e: DataFusionError) -> QueryError {
     match e.find_root() {
         DataFusionError::SQL(parser_error, _) => QueryError::SqlPlanning(parser_error.to_string()),
         DataFusionError::SchemaError(error, _) => match error.as_ref() {
@@ -199,8 +206,7 @@ fn table_not_found(message: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use arrow::array::{
-        ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, StringDictionaryBuilder,
-        TimestampMillisecondArray,
+        ArrayRef, Float64Array, Int64Array, RecordBatch, StringDictionaryBuilder, TimestampMillisecondArray,
     };
     use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
     use datafusion::catalog::{MemTable, MemorySchemaProvider};
@@ -216,8 +222,16 @@ mod tests {
     fn session() -> SessionContext {
         let schema = Arc::new(Schema::new(vec![
             Field::new("__time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-            Field::new("channel", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
-            Field::new("page", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+            Field::new(
+                "channel",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ),
+            Field::new(
+                "page",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ),
             Field::new("added", DataType::Int64, true),
             Field::new("count", DataType::Int64, true),
             Field::new("delta", DataType::Float64, true),
@@ -277,12 +291,20 @@ mod tests {
             json!([{"EXPR$0": 4, "EXPR$1": 7}])
         );
         assert_eq!(
-            sql("select channel, sum(added) from wikipedia group by 1 order by 2 desc limit 3").await.unwrap(),
+            sql("select channel, sum(added) from wikipedia group by 1 order by 2 desc limit 3")
+                .await
+                .unwrap(),
             json!([
                 {"channel": "#en.wikipedia", "EXPR$1": 30},
                 {"channel": "#de.wikipedia", "EXPR$1": 7},
                 {"channel": "#fr.wikipedia", "EXPR$1": 5},
             ])
+        );
+        assert_eq!(
+            sql("SELECT APPROX_COUNT_DISTINCT(channel) AS c, STRLEN('abc') AS l FROM wikipedia")
+                .await
+                .unwrap(),
+            json!([{"c": 3, "l": 3}])
         );
         // ORDER BY and HAVING may repeat an expression the select list leaves unnamed.
         assert_eq!(
@@ -304,9 +326,18 @@ mod tests {
 
     #[tokio::test]
     async fn identifiers_are_case_sensitive() {
-        assert_eq!(planning_message(sql("SELECT Channel FROM wikipedia").await), "Column 'Channel' not found in any table");
-        assert_eq!(planning_message(sql("SELECT COUNT(*) FROM Wikipedia").await), "Object 'Wikipedia' not found");
-        assert_eq!(planning_message(sql("SELECT COUNT(*) FROM DRUID.wikipedia").await), "Object 'DRUID' not found");
+        assert_eq!(
+            planning_message(sql("SELECT Channel FROM wikipedia").await),
+            "Column 'Channel' not found in any table"
+        );
+        assert_eq!(
+            planning_message(sql("SELECT COUNT(*) FROM Wikipedia").await),
+            "Object 'Wikipedia' not found"
+        );
+        assert_eq!(
+            planning_message(sql("SELECT COUNT(*) FROM DRUID.wikipedia").await),
+            "Object 'DRUID' not found"
+        );
         let rows = sql(r#"SELECT "page" AS "Page" FROM wikipedia WHERE added = 5"#).await.unwrap();
         assert_eq!(rows, json!([{"Page": "Paris"}]));
     }
@@ -320,13 +351,14 @@ mod tests {
         );
         assert_eq!(planning_message(sql("SELECT * FROM nope.foo").await), "Object 'nope' not found");
         // A CTE is not a table.
-        let rows = sql("WITH foo AS (SELECT page FROM wikipedia) SELECT COUNT(*) AS n FROM foo").await.unwrap();
+        let rows =
+            sql("WITH foo AS (SELECT page FROM wikipedia) SELECT COUNT(*) AS n FROM foo").await.unwrap();
         assert_eq!(rows, json!([{"n": 4}]));
 
         let m = planning_message(sql("SELEC 1").await);
         assert!(m.starts_with("sql parser error: Expected: an SQL statement, found: SELEC"), "{m}");
-        let m = planning_message(sql("SELECT FROM WHERE").await);
-        assert!(m.starts_with("sql parser error: "), "{m}");
+        let m = planning_message(sql("SELECT * FROM wikipedia WHERE").await);
+        assert!(m.starts_with("sql parser error: Expected: an expression, found: EOF"), "{m}");
         let m = planning_message(sql("SELECT 1; SELECT 2").await);
         assert_eq!(m, "SQL must hold exactly one statement, found 2");
         let m = planning_message(sql("DROP TABLE wikipedia").await);
@@ -337,9 +369,10 @@ mod tests {
 
     #[tokio::test]
     async fn floor_and_ceil_time_to_a_unit() {
-        let rows = sql("SELECT FLOOR(__time TO HOUR) AS h, COUNT(*) AS n FROM wikipedia GROUP BY 1 ORDER BY 1")
-            .await
-            .unwrap();
+        let rows =
+            sql("SELECT FLOOR(__time TO HOUR) AS h, COUNT(*) AS n FROM wikipedia GROUP BY 1 ORDER BY 1")
+                .await
+                .unwrap();
         assert_eq!(
             rows,
             json!([
@@ -348,7 +381,8 @@ mod tests {
                 {"h": "2013-09-01T02:00:00.000Z", "n": 1},
             ])
         );
-        let rows = sql("SELECT FLOOR(__time TO DAY) AS d, CEIL(__time TO DAY) AS c, FLOOR(__time TO MONTH) AS m \
+        let rows =
+            sql("SELECT FLOOR(__time TO DAY) AS d, CEIL(__time TO DAY) AS c, FLOOR(__time TO MONTH) AS m \
                         FROM wikipedia WHERE added = 10")
             .await
             .unwrap();
@@ -359,30 +393,39 @@ mod tests {
         // Druid's own spelling, through the time functions registered on the session.
         let rows = sql("SELECT TIME_FLOOR(__time, 'PT1H') AS h, COUNT(*) AS n FROM wikipedia \
                         WHERE __time < TIMESTAMP '2013-09-01 00:00:00' GROUP BY 1 ORDER BY 1")
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            json!([{"h": "2013-08-31T01:00:00.000Z", "n": 2}, {"h": "2013-08-31T02:00:00.000Z", "n": 1}])
+        );
+        // CEIL of an instant already on the boundary is itself.
+        let rows = sql("SELECT CEIL(FLOOR(__time TO HOUR) TO HOUR) AS c FROM wikipedia WHERE added = 10")
             .await
             .unwrap();
-        assert_eq!(rows, json!([{"h": "2013-08-31T01:00:00.000Z", "n": 2}, {"h": "2013-08-31T02:00:00.000Z", "n": 1}]));
-        // CEIL of an instant already on the boundary is itself.
-        let rows = sql("SELECT CEIL(FLOOR(__time TO HOUR) TO HOUR) AS c FROM wikipedia WHERE added = 10").await.unwrap();
         assert_eq!(rows, json!([{"c": "2013-08-31T01:00:00.000Z"}]));
     }
 
     #[tokio::test]
     async fn timestamp_literals_and_current_timestamp() {
-        let rows = sql("SELECT COUNT(*) AS n FROM wikipedia WHERE __time >= TIMESTAMP '2013-08-31 01:30:00' \
+        let rows =
+            sql("SELECT COUNT(*) AS n FROM wikipedia WHERE __time >= TIMESTAMP '2013-08-31 01:30:00' \
                         AND __time < TIMESTAMP '2013-09-01 00:00:00'")
             .await
             .unwrap();
         assert_eq!(rows, json!([{"n": 2}]));
-        let rows = sql("SELECT COUNT(*) AS n FROM wikipedia WHERE __time >= CURRENT_TIMESTAMP - INTERVAL '1' DAY")
-            .await
-            .unwrap();
+        let rows =
+            sql("SELECT COUNT(*) AS n FROM wikipedia WHERE __time >= CURRENT_TIMESTAMP - INTERVAL '1' DAY")
+                .await
+                .unwrap();
         assert_eq!(rows, json!([{"n": 0}]));
-        let rows = sql("SELECT COUNT(*) AS n FROM wikipedia WHERE __time < CURRENT_TIMESTAMP - INTERVAL '1' DAY")
-            .await
-            .unwrap();
+        let rows =
+            sql("SELECT COUNT(*) AS n FROM wikipedia WHERE __time < CURRENT_TIMESTAMP - INTERVAL '1' DAY")
+                .await
+                .unwrap();
         assert_eq!(rows, json!([{"n": 4}]));
-        let rows = sql("SELECT MAX(__time) AS latest FROM wikipedia WHERE __time < '2013-09-01'").await.unwrap();
+        let rows =
+            sql("SELECT MAX(__time) AS latest FROM wikipedia WHERE __time < '2013-09-01'").await.unwrap();
         assert_eq!(rows, json!([{"latest": "2013-08-31T02:02:33.000Z"}]));
     }
 
@@ -401,7 +444,10 @@ mod tests {
 
         request.parameters.truncate(2);
         let e = run(request.clone()).await.unwrap_err();
-        assert!(matches!(&e, QueryError::InvalidInput(m) if m.contains("3 dynamic parameter(s) (?) but 2 value(s)")), "{e:?}");
+        assert!(
+            matches!(&e, QueryError::InvalidInput(m) if m.contains("3 dynamic parameter(s) (?) but 2 value(s)")),
+            "{e:?}"
+        );
 
         let mut request = SqlRequest::new("SELECT COUNT(*) AS n FROM wikipedia WHERE delta > ?");
         request.parameters = vec![SqlParameter { type_name: "DOUBLE".into(), value: json!(0.5) }];
@@ -425,11 +471,41 @@ mod tests {
     async fn every_result_format_end_to_end() {
         let query = "SELECT __time, channel, added, delta FROM wikipedia WHERE added = 5";
         let expect = [
-            ("object", false, false, "application/json", "[{\"__time\":\"2013-08-31T02:02:33.000Z\",\"channel\":\"#fr.wikipedia\",\"added\":5,\"delta\":0.25}]\n"),
-            ("array", true, true, "application/json", "[[\"__time\",\"channel\",\"added\",\"delta\"],[\"LONG\",\"STRING\",\"LONG\",\"DOUBLE\"],[\"2013-08-31T02:02:33.000Z\",\"#fr.wikipedia\",5,0.25]]\n"),
-            ("objectLines", true, false, "text/plain", "{\"__time\":null,\"channel\":null,\"added\":null,\"delta\":null}\n{\"__time\":\"2013-08-31T02:02:33.000Z\",\"channel\":\"#fr.wikipedia\",\"added\":5,\"delta\":0.25}\n\n"),
-            ("arrayLines", false, false, "text/plain", "[\"2013-08-31T02:02:33.000Z\",\"#fr.wikipedia\",5,0.25]\n\n"),
-            ("csv", true, true, "text/csv", "__time,channel,added,delta\nLONG,STRING,LONG,DOUBLE\n2013-08-31T02:02:33.000Z,#fr.wikipedia,5,0.25\n\n"),
+            (
+                "object",
+                false,
+                false,
+                "application/json",
+                "[{\"__time\":\"2013-08-31T02:02:33.000Z\",\"channel\":\"#fr.wikipedia\",\"added\":5,\"delta\":0.25}]\n",
+            ),
+            (
+                "array",
+                true,
+                true,
+                "application/json",
+                "[[\"__time\",\"channel\",\"added\",\"delta\"],[\"LONG\",\"STRING\",\"LONG\",\"DOUBLE\"],[\"2013-08-31T02:02:33.000Z\",\"#fr.wikipedia\",5,0.25]]\n",
+            ),
+            (
+                "objectLines",
+                true,
+                false,
+                "text/plain",
+                "{\"__time\":null,\"channel\":null,\"added\":null,\"delta\":null}\n{\"__time\":\"2013-08-31T02:02:33.000Z\",\"channel\":\"#fr.wikipedia\",\"added\":5,\"delta\":0.25}\n\n",
+            ),
+            (
+                "arrayLines",
+                false,
+                false,
+                "text/plain",
+                "[\"2013-08-31T02:02:33.000Z\",\"#fr.wikipedia\",5,0.25]\n\n",
+            ),
+            (
+                "csv",
+                true,
+                true,
+                "text/csv",
+                "__time,channel,added,delta\nLONG,STRING,LONG,DOUBLE\n2013-08-31T02:02:33.000Z,#fr.wikipedia,5,0.25\n\n",
+            ),
         ];
         let ctx = session();
         for (format, header, types, content_type, body) in expect {
@@ -444,8 +520,10 @@ mod tests {
             assert_eq!((ct, String::from_utf8(bytes).unwrap().as_str()), (content_type, body), "{format}");
         }
         // sqlTypesHeader reports DataFusion's result types in Druid's names.
-        let mut request = SqlRequest::new("SELECT __time, channel, COUNT(*) AS n, AVG(added) AS a, added > 5 AS big \
-                                           FROM wikipedia GROUP BY 1, 2, 5 ORDER BY 1 LIMIT 1");
+        let mut request = SqlRequest::new(
+            "SELECT __time, channel, COUNT(*) AS n, AVG(added) AS a, added > 5 AS big \
+                                           FROM wikipedia GROUP BY 1, 2, 5 ORDER BY 1 LIMIT 1",
+        );
         (request.header, request.types_header, request.sql_types_header) = (true, true, true);
         request.result_format = ResultFormat::Object;
         assert_eq!(
@@ -522,7 +600,14 @@ mod tests {
         ]);
         assert_eq!(sql(GET_COLUMNS).await.unwrap(), columns);
         assert_eq!(sql(&format!("{GET_COLUMNS} AND TABLE_SCHEMA = 'druid'")).await.unwrap(), columns);
-        let jdbc: Vec<_> = sql(GET_COLUMNS_JDBC).await.unwrap().as_array().unwrap().iter().map(|r| r["JDBC_TYPE"].clone()).collect();
+        let jdbc: Vec<_> = sql(GET_COLUMNS_JDBC)
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["JDBC_TYPE"].clone())
+            .collect();
         assert_eq!(jdbc, [93, 12, 12, -5, -5, 8]);
         // pydruid's ping.
         assert_eq!(sql("SELECT 1").await.unwrap(), json!([{"EXPR$0": 1}]));
@@ -540,10 +625,11 @@ mod tests {
         );
         let rows = sql("SELECT TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES \
                         WHERE TABLE_SCHEMA = 'INFORMATION_SCHEMA' AND TABLE_NAME = 'COLUMNS'")
-            .await
-            .unwrap();
+        .await
+        .unwrap();
         assert_eq!(rows, json!([{"TABLE_NAME": "COLUMNS", "TABLE_TYPE": "SYSTEM_TABLE"}]));
-        let rows = sql("SELECT * FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME = 'druid'").await.unwrap();
+        let rows =
+            sql("SELECT * FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME = 'druid'").await.unwrap();
         assert_eq!(
             rows,
             json!([{
@@ -572,8 +658,8 @@ mod tests {
         // The metadata tables describe themselves too: 7 + 6 + 17 columns.
         let rows = sql("SELECT TABLE_NAME, COUNT(*) AS n FROM INFORMATION_SCHEMA.COLUMNS \
                         WHERE TABLE_SCHEMA = 'INFORMATION_SCHEMA' GROUP BY 1 ORDER BY 1")
-            .await
-            .unwrap();
+        .await
+        .unwrap();
         assert_eq!(
             rows,
             json!([{"TABLE_NAME": "COLUMNS", "n": 17}, {"TABLE_NAME": "SCHEMATA", "n": 7}, {"TABLE_NAME": "TABLES", "n": 6}])

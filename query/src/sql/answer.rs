@@ -60,7 +60,11 @@ enum Column {
     String(StringArray),
     /// UTC epoch millis, written as ISO 8601.
     Time(Int64Array),
-    Array { offsets: OffsetBuffer<i32>, nulls: Option<NullBuffer>, values: Box<Column> },
+    Array {
+        offsets: OffsetBuffer<i32>,
+        nulls: Option<NullBuffer>,
+        values: Box<Column>,
+    },
 }
 
 /// One value, borrowed from its column.
@@ -120,8 +124,12 @@ impl SqlAnswer {
         };
         let mut out = Vec::with_capacity(64 + self.num_rows() * 16 * self.columns.len().max(1));
         match format {
-            ResultFormat::Object | ResultFormat::ObjectLines => self.write_json(&mut out, format, header, true),
-            ResultFormat::Array | ResultFormat::ArrayLines => self.write_json(&mut out, format, header, false),
+            ResultFormat::Object | ResultFormat::ObjectLines => {
+                self.write_json(&mut out, format, header, true)
+            }
+            ResultFormat::Array | ResultFormat::ArrayLines => {
+                self.write_json(&mut out, format, header, false)
+            }
             ResultFormat::Csv => self.write_csv(&mut out, header),
         }
         (format.content_type(), out)
@@ -150,17 +158,19 @@ impl SqlAnswer {
                 separate(out);
                 self.write_object_header(out, header);
             } else {
-                let rows: [(bool, fn(&SqlColumn) -> Option<&str>); 3] = [
-                    (true, |c| Some(c.name.as_str())),
-                    (header.types, |c| c.native_type.as_deref()),
-                    (header.sql_types, |c| Some(c.sql_type)),
-                ];
-                for (_, value) in rows.iter().filter(|(on, _)| *on) {
+                // Names, then native types, then SQL types, each as its own array.
+                separate(out);
+                write_json_array(out, self.columns.iter(), |out, c| write_json_string(out, &c.name));
+                if header.types {
                     separate(out);
-                    write_json_array(out, self.columns.iter().map(value), |out, v| match v {
-                        Some(s) => write_json_string(out, s),
+                    write_json_array(out, self.columns.iter(), |out, c| match &c.native_type {
+                        Some(t) => write_json_string(out, t),
                         None => out.extend_from_slice(b"null"),
                     });
+                }
+                if header.sql_types {
+                    separate(out);
+                    write_json_array(out, self.columns.iter(), |out, c| write_json_string(out, c.sql_type));
                 }
             }
         }
@@ -227,14 +237,19 @@ impl SqlAnswer {
         if header.names {
             write_csv_line(out, self.columns.iter().map(|c| Some(Cow::Borrowed(c.name.as_str()))), false);
             if header.types {
-                write_csv_line(out, self.columns.iter().map(|c| c.native_type.as_deref().map(Cow::Borrowed)), false);
+                write_csv_line(
+                    out,
+                    self.columns.iter().map(|c| c.native_type.as_deref().map(Cow::Borrowed)),
+                    false,
+                );
             }
             if header.sql_types {
                 write_csv_line(out, self.columns.iter().map(|c| Some(Cow::Borrowed(c.sql_type))), false);
             }
         }
         for (batch, row) in self.rows() {
-            let fields: Vec<Option<Cow<'_, str>>> = batch.columns.iter().map(|c| csv_text(c.cell(row))).collect();
+            let fields: Vec<Option<Cow<'_, str>>> =
+                batch.columns.iter().map(|c| csv_text(c.cell(row))).collect();
             // A lone empty field is quoted so the line cannot be taken for the closing blank line.
             let quote_all = matches!(fields.as_slice(), [f] if f.as_deref().is_none_or(str::is_empty));
             write_csv_line(out, fields.into_iter(), quote_all);
@@ -263,7 +278,9 @@ impl Column {
             | DataType::Int32
             | DataType::UInt8
             | DataType::UInt16
-            | DataType::UInt32 => Self::Long(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+            | DataType::UInt32 => {
+                Self::Long(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+            }
             DataType::UInt64 => Self::UnsignedLong(array.as_primitive::<UInt64Type>().clone()),
             DataType::Float32 => Self::Float(array.as_primitive::<Float32Type>().clone()),
             DataType::Float16 => {
@@ -351,7 +368,11 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn write_json_array<T>(out: &mut Vec<u8>, items: impl Iterator<Item = T>, mut write: impl FnMut(&mut Vec<u8>, T)) {
+fn write_json_array<T>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
     out.push(b'[');
     for (i, item) in items.enumerate() {
         if i > 0 {
@@ -370,8 +391,12 @@ fn write_json_cell(out: &mut Vec<u8>, cell: Cell<'_>) {
         Cell::Long(v) => write!(out, "{v}"),
         Cell::UnsignedLong(v) => write!(out, "{v}"),
         // JSON has no NaN or infinities: they are written as null.
-        Cell::Float(v) if v.is_finite() => serde_json::to_writer(&mut *out, &v).map_err(std::io::Error::other),
-        Cell::Double(v) if v.is_finite() => serde_json::to_writer(&mut *out, &v).map_err(std::io::Error::other),
+        Cell::Float(v) if v.is_finite() => {
+            serde_json::to_writer(&mut *out, &v).map_err(std::io::Error::other)
+        }
+        Cell::Double(v) if v.is_finite() => {
+            serde_json::to_writer(&mut *out, &v).map_err(std::io::Error::other)
+        }
         Cell::Float(_) | Cell::Double(_) => out.write_all(b"null"),
         Cell::String(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::other),
         Cell::Time(millis) => write!(out, "\"{}\"", format_iso(millis)),
@@ -397,8 +422,9 @@ fn csv_text(cell: Cell<'_>) -> Option<Cow<'_, str>> {
         Cell::Time(millis) => Cow::Owned(format_iso(millis)),
         // Java's List.toString(): "[a, b, null]".
         Cell::Array(values, range) => {
-            let items: Vec<String> =
-                range.map(|i| csv_text(values.cell(i)).map_or_else(|| "null".to_string(), Cow::into_owned)).collect();
+            let items: Vec<String> = range
+                .map(|i| csv_text(values.cell(i)).map_or_else(|| "null".to_string(), Cow::into_owned))
+                .collect();
             Cow::Owned(format!("[{}]", items.join(", ")))
         }
     })
@@ -406,7 +432,11 @@ fn csv_text(cell: Cell<'_>) -> Option<Cow<'_, str>> {
 
 /// One CSV line as opencsv writes it for Druid: fields quoted only when they hold a quote, comma
 /// or line break (or all of them when `quote_all`), quotes doubled, LF at the end.
-fn write_csv_line<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = Option<Cow<'a, str>>>, quote_all: bool) {
+fn write_csv_line<'a>(
+    out: &mut Vec<u8>,
+    fields: impl Iterator<Item = Option<Cow<'a, str>>>,
+    quote_all: bool,
+) {
     for (i, field) in fields.enumerate() {
         if i > 0 {
             out.push(b',');
@@ -436,7 +466,11 @@ mod tests {
         channel.append_null();
         let schema = Schema::new(vec![
             Field::new("__time", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-            Field::new("channel", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+            Field::new(
+                "channel",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ),
             Field::new("added", DataType::Int64, true),
             Field::new("delta", DataType::Float64, true),
             Field::new("tags", DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))), true),
@@ -448,7 +482,10 @@ mod tests {
                 Arc::new(channel.finish()),
                 Arc::new(Int64Array::from(vec![Some(57), None])),
                 Arc::new(Float64Array::from(vec![1.5, f64::NAN])),
-                Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1), None]), None])),
+                Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+                    Some(vec![Some(1), None]),
+                    None,
+                ])),
             ],
         )
         .unwrap();
@@ -464,7 +501,8 @@ mod tests {
     }
 
     const ROW1: &str = r##"{"__time":"2013-08-31T01:02:33.000Z","channel":"#en, \"quoted\"","added":57,"delta":1.5,"tags":[1,null]}"##;
-    const ROW2: &str = r#"{"__time":"1970-01-01T00:00:00.000Z","channel":null,"added":null,"delta":null,"tags":null}"#;
+    const ROW2: &str =
+        r#"{"__time":"1970-01-01T00:00:00.000Z","channel":null,"added":null,"delta":null,"tags":null}"#;
     const AROW1: &str = r##"["2013-08-31T01:02:33.000Z","#en, \"quoted\"",57,1.5,[1,null]]"##;
     const AROW2: &str = r#"["1970-01-01T00:00:00.000Z",null,null,null,null]"#;
 
@@ -487,7 +525,10 @@ mod tests {
 
     #[test]
     fn array_formats() {
-        assert_eq!(encode("array", false, false, false), ("application/json", format!("[{AROW1},{AROW2}]\n")));
+        assert_eq!(
+            encode("array", false, false, false),
+            ("application/json", format!("[{AROW1},{AROW2}]\n"))
+        );
         let names = r#"["__time","channel","added","delta","tags"]"#;
         let types = r#"["LONG","STRING","LONG","DOUBLE","ARRAY<LONG>"]"#;
         let sql_types = r#"["TIMESTAMP","VARCHAR","BIGINT","DOUBLE","ARRAY"]"#;
@@ -496,8 +537,14 @@ mod tests {
             encode("array", true, true, true).1,
             format!("[{names},{types},{sql_types},{AROW1},{AROW2}]\n")
         );
-        assert_eq!(encode("arrayLines", false, false, false), ("text/plain", format!("{AROW1}\n{AROW2}\n\n")));
-        assert_eq!(encode("arrayLines", true, false, true).1, format!("{names}\n{sql_types}\n{AROW1}\n{AROW2}\n\n"));
+        assert_eq!(
+            encode("arrayLines", false, false, false),
+            ("text/plain", format!("{AROW1}\n{AROW2}\n\n"))
+        );
+        assert_eq!(
+            encode("arrayLines", true, false, true).1,
+            format!("{names}\n{sql_types}\n{AROW1}\n{AROW2}\n\n")
+        );
     }
 
     #[test]

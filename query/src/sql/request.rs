@@ -105,7 +105,10 @@ impl ResultFormat {
     pub fn parse(name: &str) -> Result<Self, QueryError> {
         Self::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
             let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
-            invalid!("\"resultFormat\": unknown result format \"{name}\" (expected one of: {})", names.join(", "))
+            invalid!(
+                "\"resultFormat\": unknown result format \"{name}\" (expected one of: {})",
+                names.join(", ")
+            )
         })
     }
 }
@@ -142,8 +145,21 @@ pub struct SqlParameter {
 
 /// The SQL type names a parameter may declare.
 const PARAMETER_TYPES: &[&str] = &[
-    "VARCHAR", "CHAR", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL",
-    "NUMERIC", "BOOLEAN", "TIMESTAMP", "DATE", "ARRAY",
+    "VARCHAR",
+    "CHAR",
+    "BIGINT",
+    "INTEGER",
+    "SMALLINT",
+    "TINYINT",
+    "FLOAT",
+    "REAL",
+    "DOUBLE",
+    "DECIMAL",
+    "NUMERIC",
+    "BOOLEAN",
+    "TIMESTAMP",
+    "DATE",
+    "ARRAY",
 ];
 
 impl SqlParameter {
@@ -179,7 +195,9 @@ impl SqlParameter {
             "BOOLEAN" => ScalarValue::Boolean(match value {
                 Value::Null => None,
                 Value::Bool(b) => Some(*b),
-                Value::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Some(n.as_i64() == Some(1)),
+                Value::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+                    Some(n.as_i64() == Some(1))
+                }
                 Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
                 Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
                 _ => return Err(fail("is not a boolean (true, false, 1 or 0)")),

@@ -1,13 +1,13 @@
 //! Rewrites of the parsed SQL that turn Druid (Calcite) dialect into SQL DataFusion plans the same
 //! way: `?` dynamic parameters numbered in text order (`$1`, `$2`, ...), `FLOOR`/`CEIL(x TO unit)`
-//! into `TIME_FLOOR`/`TIME_CEIL`, Druid's function names into DataFusion's, and Calcite's `EXPR$n`
-//! names for unnamed output columns.
+//! into `TIME_FLOOR`/`TIME_CEIL`, Druid's function names into DataFusion's (`APPROX_COUNT_DISTINCT`,
+//! `STRLEN`), and Calcite's `EXPR$n` names for unnamed output columns.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CeilFloorKind, DateTimeField, Expr, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    Value, ValueWithSpan, VisitMut, VisitorMut,
+    CeilFloorKind, DateTimeField, DuplicateTreatment, Expr, Function, FunctionArguments, Ident,
+    ObjectNamePart, Query, SelectItem, SetExpr, Statement, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -97,7 +97,7 @@ impl VisitorMut for Druidisms {
                 ceil_to(field, arg).map(Some)
             }
             Expr::Function(function) => {
-                rename_function(&mut function.name.0);
+                rename_function(function);
                 Ok(None)
             }
             _ => Ok(None),
@@ -114,13 +114,31 @@ impl VisitorMut for Druidisms {
     }
 }
 
-/// Druid's aggregate names whose DataFusion equivalent has another name.
-fn rename_function(name: &mut [ObjectNamePart]) {
-    if let [ObjectNamePart::Identifier(ident)] = name
-        && ident.quote_style.is_none()
-        && ident.value.eq_ignore_ascii_case("APPROX_COUNT_DISTINCT")
+/// Druid functions DataFusion knows under another name or form:
+/// `APPROX_COUNT_DISTINCT(x)` (and its `_BUILTIN`, `_DS_HLL`, `_DS_THETA` forms, whose extra
+/// sketch-size arguments are dropped) is answered exactly as `COUNT(DISTINCT x)`, which is within
+/// any estimate's error and, unlike DataFusion's `approx_distinct`, reads dictionary-encoded
+/// strings; `STRLEN` is `character_length`.
+fn rename_function(function: &mut Function) {
+    let [ObjectNamePart::Identifier(ident)] = function.name.0.as_mut_slice() else { return };
+    if ident.quote_style.is_some() {
+        return;
+    }
+    let name = ident.value.to_ascii_uppercase();
+    if name == "STRLEN" {
+        ident.value = "character_length".to_string();
+    } else if matches!(
+        name.as_str(),
+        "APPROX_COUNT_DISTINCT"
+            | "APPROX_COUNT_DISTINCT_BUILTIN"
+            | "APPROX_COUNT_DISTINCT_DS_HLL"
+            | "APPROX_COUNT_DISTINCT_DS_THETA"
+    ) && let FunctionArguments::List(list) = &mut function.args
+        && !list.args.is_empty()
     {
-        ident.value = "approx_distinct".to_string();
+        ident.value = "count".to_string();
+        list.args.truncate(1);
+        list.duplicate_treatment = Some(DuplicateTreatment::Distinct);
     }
 }
 
@@ -243,8 +261,11 @@ mod tests {
         // A plain FLOOR is DataFusion's own.
         assert_eq!(rewritten("SELECT FLOOR(x) AS f FROM t").0, "SELECT FLOOR(x) AS f FROM t");
 
-        let mut statements =
-            DFParserBuilder::new("SELECT FLOOR(__time TO MILLENNIUM) FROM t").build().unwrap().parse_statements().unwrap();
+        let mut statements = DFParserBuilder::new("SELECT FLOOR(__time TO MILLENNIUM) FROM t")
+            .build()
+            .unwrap()
+            .parse_statements()
+            .unwrap();
         let Some(DFStatement::Statement(mut statement)) = statements.pop_front() else { panic!() };
         let e = rewrite(&mut statement).unwrap_err().to_string();
         assert!(e.starts_with("FLOOR(... TO MILLENNIUM): unsupported time unit MILLENNIUM"), "{e}");
@@ -256,7 +277,14 @@ mod tests {
         assert_eq!(sql, "SELECT channel, t.page, COUNT(*) AS \"EXPR$2\", SUM(added) AS s, (page) FROM t");
         let (sql, _) = rewritten("SELECT 1 UNION ALL SELECT 2");
         assert_eq!(sql, "SELECT 1 AS \"EXPR$0\" UNION ALL SELECT 2");
-        let (sql, _) = rewritten("SELECT APPROX_COUNT_DISTINCT(page) AS u FROM t");
-        assert_eq!(sql, "SELECT approx_distinct(page) AS u FROM t");
+        let (sql, _) = rewritten(
+            "SELECT APPROX_COUNT_DISTINCT(page) AS u, APPROX_COUNT_DISTINCT_DS_HLL(page, 12) FILTER (WHERE x) \
+             AS v, STRLEN(page) AS l FROM t",
+        );
+        assert_eq!(
+            sql,
+            "SELECT count(DISTINCT page) AS u, count(DISTINCT page) FILTER (WHERE x) AS v, \
+             character_length(page) AS l FROM t"
+        );
     }
 }

@@ -59,7 +59,10 @@ pub(crate) fn native_type_name(data_type: &DataType) -> Option<String> {
         | DataType::Decimal256(..) => "DOUBLE",
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
         DataType::Dictionary(_, value) => return native_type_name(value),
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) => {
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::ListView(f) => {
             let element = native_type_name(f.data_type()).unwrap_or_else(|| "STRING".to_string());
             return Some(format!("ARRAY<{element}>"));
         }
