@@ -34,7 +34,9 @@ QUERIES = [
                 {"type": "doubleSum", "name": "added", "fieldName": "added"},
             ],
         },
-        'SELECT date_trunc(\'hour\', __time) AS h, SUM("count") AS edits, SUM(added) AS added '
+        # Hours as integers: DuckDB's fastest spelling (date_trunc on a TIMESTAMPTZ goes through ICU
+        # and is ~1.6x slower), and a TIMESTAMPTZ would need pytz to reach Python.
+        'SELECT epoch_ms(__time) // 3600000 AS h, SUM("count") AS edits, SUM(added) AS added '
         "FROM wikipedia GROUP BY 1 ORDER BY 1",
         lambda answer: (len(answer), sum(r["result"]["edits"] for r in answer), sum(r["result"]["added"] for r in answer)),
         lambda rows: (len(rows), sum(r[1] for r in rows), sum(r[2] for r in rows)),
