@@ -20,21 +20,6 @@ use flate2::write::GzEncoder;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The wikipedia spec's dimensions, in spec order.
-const WIKI_DIMENSIONS: [&str; 12] = [
-    "page",
-    "language",
-    "user",
-    "unpatrolled",
-    "newPage",
-    "robot",
-    "anonymous",
-    "namespace",
-    "continent",
-    "country",
-    "region",
-    "city",
-];
 /// The wikipedia spec's metrics, in spec order.
 const WIKI_METRICS: [&str; 4] = ["count", "added", "deleted", "delta"];
 /// The event hours of the five tutorial events.
@@ -458,7 +443,8 @@ fn segments_json_describes_the_segment_and_its_parquet_reads_back() {
     assert_eq!(segment.description.data_source, "wikipedia");
     assert_eq!(segment.description.version, version);
     let mut expected_columns = vec!["__time"];
-    expected_columns.extend(WIKI_DIMENSIONS);
+    // The generator carries exactly the wikipedia spec's dimensions, in spec order.
+    expected_columns.extend(common::generator::DIMENSIONS);
     expected_columns.extend(WIKI_METRICS);
     assert_eq!(segment.names, expected_columns);
     assert_eq!(segment.sum("count"), 5.0);
