@@ -4,6 +4,7 @@
 //! here is ever stale; files are read with ranged requests, only the row groups asked for.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,15 +14,24 @@ use common::segment::SegmentDescription;
 use common::storage::DeepStorage;
 use common::time::Millis;
 use datafusion::error::DataFusionError;
-use futures::TryStreamExt;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use lru::LruCache;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
 
 /// The footer key holding a segment's description (written by `common::segment`).
 const DESCRIPTION_KEY: &str = "braid.segment";
+
+/// Bytes read from a file's end on the first request; enough for most segment footers.
+const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
 
 /// The `__time` range of one row group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +155,8 @@ impl SegmentCache {
         })
     }
 
-    fn reader(&self, path: &str, size: u64) -> ParquetObjectReader {
-        ParquetObjectReader::new(self.storage.object_store(), self.storage.path(path)).with_file_size(size)
+    fn reader(&self, path: &str, size: u64) -> SegmentFileReader {
+        SegmentFileReader { store: self.storage.object_store(), path: self.storage.path(path), size }
     }
 
     /// The decoded rows of some row groups of a segment, one batch per group, in the order
@@ -208,3 +218,40 @@ impl SegmentCache {
 
 /// Default cache bound: 1 GiB of decoded rows.
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
+/// Ranged reads of one segment file whose size is known, so the footer costs one request.
+struct SegmentFileReader {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    size: u64,
+}
+
+fn store_error(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for SegmentFileReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.store.get_range(&self.path, range).await.map_err(store_error) }.boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(store_error) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(FOOTER_PREFETCH_BYTES))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}

@@ -204,10 +204,6 @@ struct DruidSchema {
 
 #[async_trait]
 impl SchemaProvider for DruidSchema {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
     fn table_names(&self) -> Vec<String> {
         self.names.clone()
     }

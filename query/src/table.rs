@@ -3,7 +3,6 @@
 //! plus a snapshot of the rows a live source (the stream daemon's incremental index) holds in
 //! memory.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -282,10 +281,6 @@ impl DataSourceTable {
 
 #[async_trait]
 impl TableProvider for DataSourceTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }

@@ -152,7 +152,7 @@ async fn analyse(
     id: &str,
     part: &DataSourceTable,
     included: &[(String, DataType)],
-    wants: &dyn Fn(&str) -> bool,
+    wants: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Analysis, QueryError> {
     let need_rows = wants("cardinality") || wants("minmax");
     let batches = if need_rows && !included.is_empty() {
@@ -239,7 +239,7 @@ fn merge_analyses(mut a: Analysis, b: Analysis) -> Analysis {
     a
 }
 
-fn finish(a: Analysis, wants: &dyn Fn(&str) -> bool) -> Value {
+fn finish(a: Analysis, wants: &(dyn Fn(&str) -> bool + Sync)) -> Value {
     let mut columns = Map::new();
     for (name, kind, stats) in a.columns {
         let is_string = kind == "STRING";

@@ -15,7 +15,7 @@ use common::time::{Interval, format_iso};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
 use datafusion::functions_aggregate::expr_fn::{max, min};
-use datafusion::logical_expr::{Expr, SortExpr, cast, col, lit};
+use datafusion::logical_expr::{Expr, SortExpr, cast, lit};
 use datafusion::prelude::SessionContext;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -27,7 +27,7 @@ use self::model::{
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, invalid};
 use crate::granularity::{QueryGranularity, floor_expr, parse_intervals};
-use crate::json::{self, JsonColumn};
+use crate::json;
 use crate::table::{DataSourceTable, TIME_COLUMN, merge_intervals};
 
 /// The column holding each row's time bucket while a query runs.
