@@ -327,7 +327,8 @@ async fn generate(args: GenerateArgs) -> Result<()> {
 }
 
 fn query_engine(storage: DeepStorage, cache_mib: usize) -> query::QueryEngine {
-    let options = query::EngineOptions { cache_bytes: cache_mib.saturating_mul(1 << 20), ..Default::default() };
+    let options =
+        query::EngineOptions { cache_bytes: cache_mib.saturating_mul(1 << 20), ..Default::default() };
     query::QueryEngine::new(storage, options)
 }
 
@@ -368,10 +369,9 @@ async fn shutdown_signal() {
 
 async fn query(args: QueryArgs) -> Result<()> {
     let (path, body) = match (&args.sql, &args.json) {
-        (Some(sql), _) => (
-            "/druid/v2/sql",
-            serde_json::json!({"query": sql, "resultFormat": "array", "header": true}),
-        ),
+        (Some(sql), _) => {
+            ("/druid/v2/sql", serde_json::json!({"query": sql, "resultFormat": "array", "header": true}))
+        }
         (None, Some(file)) => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading the query from standard input")?
@@ -425,9 +425,10 @@ fn post_json(url: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
         .send_json(body)
         .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
-    let text = response.into_body().read_to_string().with_context(|| format!("reading the answer of {url}"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{url} answered HTTP {status} with non-JSON: {text}"))?;
+    let text =
+        response.into_body().read_to_string().with_context(|| format!("reading the answer of {url}"))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{url} answered HTTP {status} with non-JSON: {text}"))?;
     if !status.is_success() {
         let message = value.get("errorMessage").and_then(|m| m.as_str()).unwrap_or(&text);
         let kind = value.get("error").and_then(|m| m.as_str()).unwrap_or("error");

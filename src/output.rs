@@ -159,7 +159,8 @@ pub fn segments_table(views: &[SegmentView]) {
 
 /// A SQL answer in Druid's `array` format with a header row, as an aligned table.
 pub fn sql_table(answer: &serde_json::Value) -> anyhow::Result<()> {
-    let rows = answer.as_array().ok_or_else(|| anyhow::anyhow!("expected a JSON array of rows, got {answer}"))?;
+    let rows =
+        answer.as_array().ok_or_else(|| anyhow::anyhow!("expected a JSON array of rows, got {answer}"))?;
     let Some((header, rows)) = rows.split_first() else {
         return Ok(());
     };
@@ -169,10 +170,8 @@ pub fn sql_table(answer: &serde_json::Value) -> anyhow::Result<()> {
         other => other.to_string(),
     };
     let header: Vec<String> = header.as_array().map(|h| h.iter().map(cell).collect()).unwrap_or_default();
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.as_array().map(|r| r.iter().map(cell).collect()).unwrap_or_default())
-        .collect();
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.as_array().map(|r| r.iter().map(cell).collect()).unwrap_or_default()).collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     table(&header, &rows);
     println!("({} rows)", rows.len());

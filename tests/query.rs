@@ -1806,7 +1806,8 @@ fn query_command_against_a_server_and_straight_against_deep_storage() {
         .arg(&fixture.deep)
         .args(["--sql", r#"SELECT SUM("count") AS edits FROM wikipedia"#]);
     let stdout = succeed(&mut cmd);
-    let lines: Vec<&str> = stdout.lines().collect();
+    // Numbers align right under their header.
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
     assert_eq!(
         lines,
         ["edits", &rows.iter().map(|r| r.events).sum::<i64>().to_string(), "(1 rows)"],

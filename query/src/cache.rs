@@ -10,16 +10,16 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use common::segment::SegmentDescription;
 use common::storage::DeepStorage;
 use common::time::Millis;
 use datafusion::error::DataFusionError;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
+use lru::LruCache;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use lru::LruCache;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
@@ -99,7 +99,11 @@ impl SegmentCache {
     }
 
     /// The footer of the segment at `path`, read once per process.
-    pub async fn meta(&self, path: &str, size_hint: Option<u64>) -> Result<Arc<SegmentMeta>, DataFusionError> {
+    pub async fn meta(
+        &self,
+        path: &str,
+        size_hint: Option<u64>,
+    ) -> Result<Arc<SegmentMeta>, DataFusionError> {
         if let Some(meta) = self.lock().metas.get(path) {
             return Ok(Arc::clone(meta));
         }
@@ -161,7 +165,11 @@ impl SegmentCache {
 
     /// The decoded rows of some row groups of a segment, one batch per group, in the order
     /// asked for. Groups not in memory are read from deep storage and kept.
-    pub async fn row_groups(&self, meta: &SegmentMeta, groups: &[usize]) -> Result<Vec<RecordBatch>, DataFusionError> {
+    pub async fn row_groups(
+        &self,
+        meta: &SegmentMeta,
+        groups: &[usize],
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
         let mut found: Vec<Option<RecordBatch>> = {
             let mut state = self.lock();
             groups.iter().map(|&g| state.groups.get(&(meta.path.clone(), g)).cloned()).collect()
@@ -169,7 +177,8 @@ impl SegmentCache {
         let missing: Vec<usize> =
             groups.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(&g, _)| g).collect();
         if !missing.is_empty() {
-            let loaded = futures::future::try_join_all(missing.iter().map(|&g| self.read_group(meta, g))).await?;
+            let loaded =
+                futures::future::try_join_all(missing.iter().map(|&g| self.read_group(meta, g))).await?;
             let mut state = self.lock();
             for (g, batch) in missing.iter().zip(loaded) {
                 let slot = groups.iter().position(|x| x == g).map(|i| &mut found[i]);
@@ -184,16 +193,21 @@ impl SegmentCache {
 
     async fn read_group(&self, meta: &SegmentMeta, group: usize) -> Result<RecordBatch, DataFusionError> {
         let failed = |e: &dyn std::fmt::Display| {
-            DataFusionError::Execution(format!("cannot read row group {group} of segment file {}: {e}", meta.path))
+            DataFusionError::Execution(format!(
+                "cannot read row group {group} of segment file {}: {e}",
+                meta.path
+            ))
         };
         self.row_groups_read.fetch_add(1, Ordering::Relaxed);
         let rows = meta.row_groups.get(group).map(|g| g.rows).ok_or_else(|| failed(&"no such row group"))?;
-        let stream =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(&meta.path, meta.size), meta.reader.clone())
-                .with_row_groups(vec![group])
-                .with_batch_size(rows.max(1))
-                .build()
-                .map_err(|e| failed(&e))?;
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.reader(&meta.path, meta.size),
+            meta.reader.clone(),
+        )
+        .with_row_groups(vec![group])
+        .with_batch_size(rows.max(1))
+        .build()
+        .map_err(|e| failed(&e))?;
         let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| failed(&e))?;
         arrow::compute::concat_batches(&meta.schema, &batches).map_err(|e| failed(&e))
     }
@@ -235,7 +249,10 @@ impl AsyncFileReader for SegmentFileReader {
         async move { self.store.get_range(&self.path, range).await.map_err(store_error) }.boxed()
     }
 
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move { self.store.get_ranges(&self.path, &ranges).await.map_err(store_error) }.boxed()
     }
 

@@ -127,7 +127,11 @@ impl QueryEngine {
                 let path = segment.path.clone()?;
                 Some(async move {
                     let meta = self.inner.cache.meta(&path, Some(segment.bytes)).await?;
-                    Ok::<_, DataFusionError>(TablePart { record: segment.clone(), serves: chunk.interval, meta })
+                    Ok::<_, DataFusionError>(TablePart {
+                        record: segment.clone(),
+                        serves: chunk.interval,
+                        meta,
+                    })
                 })
             })
         });
@@ -138,7 +142,10 @@ impl QueryEngine {
     }
 
     /// The catalog view of a dataSource, refreshed from deep storage.
-    async fn catalog_view(&self, name: &DataSourceName) -> Result<Arc<tokio::sync::Mutex<CatalogView>>, QueryError> {
+    async fn catalog_view(
+        &self,
+        name: &DataSourceName,
+    ) -> Result<Arc<tokio::sync::Mutex<CatalogView>>, QueryError> {
         let known = {
             let catalogs = self.inner.catalogs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             catalogs.get(name.as_str()).cloned()

@@ -37,7 +37,9 @@ impl QueryError {
         let (error, class) = match self {
             Self::InvalidInput(_) => ("Invalid input", "org.apache.druid.error.DruidException"),
             Self::UnknownDataSource(_) => ("Plan validation failed", "org.apache.druid.error.DruidException"),
-            Self::SqlPlanning(_) => ("Plan validation failed", "org.apache.calcite.tools.ValidationException"),
+            Self::SqlPlanning(_) => {
+                ("Plan validation failed", "org.apache.calcite.tools.ValidationException")
+            }
             Self::Storage(_) | Self::Execution(_) => ("Unknown exception", "java.lang.RuntimeException"),
         };
         json!({"error": error, "errorMessage": self.to_string(), "errorClass": class, "host": null})

@@ -285,6 +285,19 @@ impl QueryGranularity {
         self.plan().floor(t)
     }
 
+    /// A bucket's timestamp as Druid writes it in results: in the granularity's time zone with
+    /// its offset (`2013-08-30T00:00:00.000-07:00`), or in UTC with `Z` when the zone is UTC,
+    /// unset, or at offset zero at that instant (Joda prints `Z` for a zero offset).
+    pub fn format_bucket(&self, t: Millis) -> String {
+        let Self::Period { time_zone: Some(zone), .. } = self else { return format_iso(t) };
+        match zone.timestamp_millis_opt(t) {
+            LocalResult::Single(local) if local.offset().fix().local_minus_utc() != 0 => {
+                local.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+            }
+            _ => format_iso(t),
+        }
+    }
+
     /// Start of the bucket after the one starting at `bucket_start`: Druid's `increment`, i.e.
     /// `bucket_start` plus one period in the query time zone. `All` returns `Millis::MAX`, `None`
     /// `bucket_start + 1`; results saturate at the ends of the `i64` range.
@@ -2611,5 +2624,28 @@ mod tests {
         // Two granularities are two different functions to DataFusion.
         assert_ne!(floor_expr(col("ts"), &day), floor_expr(col("ts"), &utc_period("PT1H")));
         assert_eq!(floor_expr(col("ts"), &day), floor_expr(col("ts"), &la("P1D")));
+    }
+
+    #[test]
+    fn bucket_timestamps_carry_the_granularity_zone_offset() {
+        let la = QueryGranularity::from_json(
+            &json!({"type": "period", "period": "P1D", "timeZone": "America/Los_Angeles"}),
+            "granularity",
+        )
+        .unwrap();
+        let t = parse_iso("2013-08-30T07:00:00Z").unwrap();
+        assert_eq!(la.format_bucket(t), "2013-08-30T00:00:00.000-07:00");
+        let winter = parse_iso("2013-12-30T08:00:00Z").unwrap();
+        assert_eq!(la.format_bucket(winter), "2013-12-30T00:00:00.000-08:00");
+        let london = QueryGranularity::from_json(
+            &json!({"type": "period", "period": "P1D", "timeZone": "Europe/London"}),
+            "g",
+        )
+        .unwrap();
+        assert_eq!(london.format_bucket(winter), "2013-12-30T08:00:00.000Z");
+        assert_eq!(
+            QueryGranularity::from_json(&json!("hour"), "g").unwrap().format_bucket(t),
+            "2013-08-30T07:00:00.000Z"
+        );
     }
 }

@@ -21,7 +21,9 @@ impl JsonColumn {
         let target = match array.data_type() {
             DataType::Dictionary(_, value) => Some(value.as_ref().clone()),
             DataType::Utf8View | DataType::LargeUtf8 => Some(DataType::Utf8),
-            DataType::Timestamp(_, _) | DataType::Date64 => Some(DataType::Timestamp(TimeUnit::Millisecond, None)),
+            DataType::Timestamp(_, _) | DataType::Date64 => {
+                Some(DataType::Timestamp(TimeUnit::Millisecond, None))
+            }
             DataType::Int8 | DataType::Int16 | DataType::Int32 => Some(DataType::Int64),
             DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Some(DataType::UInt64),
             DataType::Float16 => Some(DataType::Float64),
@@ -55,7 +57,8 @@ impl JsonColumn {
             DataType::Boolean => Value::from(a.as_boolean().value(row)),
             DataType::Null => Value::Null,
             _ => {
-                let formatter = arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default());
+                let formatter =
+                    arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default());
                 match formatter {
                     Ok(f) => Value::from(f.value(row).to_string()),
                     Err(_) => Value::Null,

@@ -12,6 +12,6 @@ pub mod server;
 pub mod sql;
 pub mod table;
 
-pub use error::QueryError;
 pub use engine::{EngineOptions, QueryEngine};
+pub use error::QueryError;
 pub use table::{LiveSnapshot, LiveSource};

@@ -52,7 +52,8 @@ fn parse_body(body: &[u8]) -> Result<Value, QueryError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(QueryError::InvalidInput("request body: empty; expected a JSON query".into()));
     }
-    serde_json::from_slice(body).map_err(|e| QueryError::InvalidInput(format!("request body: malformed JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| QueryError::InvalidInput(format!("request body: malformed JSON: {e}")))
 }
 
 async fn native(State(engine): State<QueryEngine>, RawQuery(params): RawQuery, body: Bytes) -> Response {

@@ -110,7 +110,14 @@ impl DataSourceTable {
         target_partitions: usize,
     ) -> Self {
         let schema = merged_schema(&parts, live.as_ref());
-        Self { name: name.to_string(), schema, parts, live, cache, target_partitions: target_partitions.max(1) }
+        Self {
+            name: name.to_string(),
+            schema,
+            parts,
+            live,
+            cache,
+            target_partitions: target_partitions.max(1),
+        }
     }
 
     /// The merged schema of every part.
@@ -133,8 +140,35 @@ impl DataSourceTable {
         self.live.as_ref()
     }
 
-    /// The time ranges that hold data: every visible segment's served interval and the live
-    /// rows' span, merged. Timeseries fills empty buckets only inside these.
+    /// Where rows are: for each visible segment, from its first to its last row time (by its
+    /// row-group statistics, within what it serves), and the live rows' span; merged. Druid
+    /// fills empty timeseries buckets only inside these, and reports a granularity-`all`
+    /// result at the first row's time.
+    pub fn data_extents(&self) -> Vec<Interval> {
+        let mut spans: Vec<Interval> = self
+            .parts
+            .iter()
+            .filter_map(|p| {
+                let groups = p
+                    .meta
+                    .row_groups
+                    .iter()
+                    .filter(|g| g.min_time < p.serves.end && g.max_time >= p.serves.start);
+                let (first, last) = groups.fold(None, |span: Option<(Millis, Millis)>, g| match span {
+                    None => Some((g.min_time, g.max_time)),
+                    Some((lo, hi)) => Some((lo.min(g.min_time), hi.max(g.max_time))),
+                })?;
+                Some(Interval { start: first.max(p.serves.start), end: last.min(p.serves.end - 1) + 1 })
+            })
+            .collect();
+        if let Some((min, max)) = self.live.as_ref().and_then(live_time_range) {
+            spans.push(Interval { start: min, end: max.saturating_add(1) });
+        }
+        merge_intervals(spans)
+    }
+
+    /// The time ranges the table answers for: every visible segment's served interval and the
+    /// live rows' span, merged.
     pub fn data_intervals(&self) -> Vec<Interval> {
         let mut spans: Vec<Interval> = self.parts.iter().map(|p| p.serves).collect();
         if let Some((min, max)) = self.live.as_ref().and_then(live_time_range) {
@@ -162,14 +196,12 @@ impl DataSourceTable {
     pub fn columns(&self) -> (Vec<String>, Vec<String>) {
         let mut dimensions: Vec<String> = Vec::new();
         let mut metrics: Vec<String> = Vec::new();
-        let descriptions = self
-            .live
-            .iter()
-            .map(|l| (l.dimensions.as_slice(), l.metrics.as_slice()))
-            .chain(self.parts.iter().rev().map(|p| {
+        let descriptions = self.live.iter().map(|l| (l.dimensions.as_slice(), l.metrics.as_slice())).chain(
+            self.parts.iter().rev().map(|p| {
                 let d = &p.meta.description;
                 (d.dimensions.as_slice(), d.metrics.as_slice())
-            }));
+            }),
+        );
         for (dims, mets) in descriptions {
             for d in dims {
                 if !dimensions.contains(&d.name) {
@@ -311,7 +343,8 @@ impl TableProvider for DataSourceTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => Arc::clone(&self.schema),
         };
-        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.target_partitions.min(batches.len()).max(1)];
+        let mut partitions: Vec<Vec<RecordBatch>> =
+            vec![Vec::new(); self.target_partitions.min(batches.len()).max(1)];
         let count = partitions.len();
         for (i, batch) in batches.into_iter().enumerate() {
             partitions[i % count].push(batch);
@@ -327,7 +360,10 @@ fn merged_schema(parts: &[TablePart], live: Option<&LiveSnapshot>) -> SchemaRef 
     let mut fields: BTreeMap<String, usize> = BTreeMap::new();
     let mut ordered: Vec<Field> = vec![Field::new(TIME_COLUMN, time_type(), false)];
     fields.insert(TIME_COLUMN.to_string(), 0);
-    let schemas = live.map(|l| Arc::clone(&l.schema)).into_iter().chain(parts.iter().rev().map(|p| Arc::clone(&p.meta.schema)));
+    let schemas = live
+        .map(|l| Arc::clone(&l.schema))
+        .into_iter()
+        .chain(parts.iter().rev().map(|p| Arc::clone(&p.meta.schema)));
     for schema in schemas {
         for field in schema.fields() {
             if !fields.contains_key(field.name()) {
@@ -395,10 +431,12 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataF
 /// The time ranges a filter restricts `__time` to, when it does (`None`: no restriction known).
 pub fn time_ranges(filter: &Expr) -> Option<Vec<Interval>> {
     match filter {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => match (time_ranges(left), time_ranges(right)) {
-            (Some(a), Some(b)) => Some(intersect_ranges(&a, &b)),
-            (a, b) => a.or(b),
-        },
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            match (time_ranges(left), time_ranges(right)) {
+                (Some(a), Some(b)) => Some(intersect_ranges(&a, &b)),
+                (a, b) => a.or(b),
+            }
+        }
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
             let mut both = time_ranges(left)?;
             both.extend(time_ranges(right)?);

@@ -144,14 +144,16 @@ async fn live_rows_join_the_segments() {
     let source = Arc::new(IndexSource(Mutex::new(index)));
     engine.attach_live("wiki", source.clone());
     let hourly = engine.native(&timeseries(json!("hour"), "2013-08-31T01/2013-08-31T04")).await.unwrap();
-    let added: Vec<i64> = hourly.as_array().unwrap().iter().map(|b| b["result"]["added"].as_i64().unwrap()).collect();
+    let added: Vec<i64> =
+        hourly.as_array().unwrap().iter().map(|b| b["result"]["added"].as_i64().unwrap()).collect();
     assert_eq!(added, vec![7, 24, 700]);
     assert_eq!(hourly[2]["result"]["rows"], 2);
     assert_eq!(hourly[2]["result"]["events"], 3);
 
     // A row added after the first query shows in the next.
     source.0.lock().unwrap().add(events(3, &[(2, "q", "en", 1000)]).as_bytes()).unwrap();
-    let request = crate::sql::SqlRequest::new("SELECT SUM(\"count\") AS events, SUM(added) AS added FROM wiki");
+    let request =
+        crate::sql::SqlRequest::new("SELECT SUM(\"count\") AS events, SUM(added) AS added FROM wiki");
     let (_, body) = engine.sql(&request).await.unwrap().encode(&request);
     let rows: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(rows, json!([{"events": 9, "added": 1731}]));

@@ -24,8 +24,16 @@ enum ToInclude {
     List { columns: Vec<String> },
 }
 
-const ANALYSIS_TYPES: &[&str] =
-    &["cardinality", "size", "interval", "aggregators", "timestampSpec", "queryGranularity", "minmax", "rollup"];
+const ANALYSIS_TYPES: &[&str] = &[
+    "cardinality",
+    "size",
+    "interval",
+    "aggregators",
+    "timestampSpec",
+    "queryGranularity",
+    "minmax",
+    "rollup",
+];
 
 /// Druid's column type names.
 fn druid_type(name: &str, data_type: &DataType) -> &'static str {
@@ -85,13 +93,16 @@ fn column_stats(batches: &[RecordBatch], column: &str, is_string: bool) -> Resul
 
 pub(super) async fn segment_metadata(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryError> {
     let to_include: ToInclude = query.field("toInclude")?.unwrap_or(ToInclude::All {});
-    let merge: bool = query.field("merge")?.unwrap_or(false);
+    let merge = query.flag("merge")?;
     let analysis: Vec<String> = query
         .field("analysisTypes")?
         .unwrap_or_else(|| vec!["cardinality".into(), "interval".into(), "minmax".into()]);
     for (i, a) in analysis.iter().enumerate() {
         if !ANALYSIS_TYPES.contains(&a.as_str()) {
-            return Err(invalid!("analysisTypes[{i}]: unknown analysis \"{a}\"; expected one of {}", ANALYSIS_TYPES.join(", ")));
+            return Err(invalid!(
+                "analysisTypes[{i}]: unknown analysis \"{a}\"; expected one of {}",
+                ANALYSIS_TYPES.join(", ")
+            ));
         }
     }
     let wants = |a: &str| analysis.iter().any(|x| x == a);
@@ -163,7 +174,8 @@ async fn analyse(
     let mut columns = Vec::new();
     for (name, data_type) in included {
         let kind = druid_type(name, data_type);
-        let stats = if need_rows { column_stats(&batches, name, kind == "STRING")? } else { ColumnStats::default() };
+        let stats =
+            if need_rows { column_stats(&batches, name, kind == "STRING")? } else { ColumnStats::default() };
         columns.push((name.clone(), kind, stats));
     }
     let mut aggregators = Map::new();
@@ -276,7 +288,10 @@ fn finish(a: Analysis, wants: &(dyn Fn(&str) -> bool + Sync)) -> Value {
     })
 }
 
-pub(super) async fn data_source_metadata(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryError> {
+pub(super) async fn data_source_metadata(
+    engine: &QueryEngine,
+    query: &Query<'_>,
+) -> Result<Value, QueryError> {
     let table = engine.table(&query.data_source).await?;
     Ok(match table.max_time() {
         Some(t) => json!([{"timestamp": format_iso(t), "result": {"maxIngestedEventTime": format_iso(t)}}]),

@@ -14,7 +14,7 @@ use arrow::datatypes::DataType;
 use common::time::{Interval, format_iso};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
-use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::functions_aggregate::expr_fn::{count, max, min};
 use datafusion::logical_expr::{Expr, SortExpr, cast, lit};
 use datafusion::prelude::SessionContext;
 use serde::de::DeserializeOwned;
@@ -33,8 +33,15 @@ use crate::table::{DataSourceTable, TIME_COLUMN, merge_intervals};
 /// The column holding each row's time bucket while a query runs.
 const BUCKET: &str = "__bucket";
 
+/// The rows a granularity-`all` timeseries matched, so `skipEmptyBuckets` can drop an empty one.
+const ROWS_MATCHED: &str = "__rows_matched";
+
+/// Druid's default for the most events one scan result object holds.
+const DEFAULT_SCAN_BATCH_SIZE: usize = 20_480;
+
 /// The query types braid answers.
-const QUERY_TYPES: &str = "timeBoundary, timeseries, topN, groupBy, scan, segmentMetadata, dataSourceMetadata";
+const QUERY_TYPES: &str =
+    "timeBoundary, timeseries, topN, groupBy, scan, segmentMetadata, dataSourceMetadata";
 
 /// Runs one native query.
 pub async fn run(engine: &QueryEngine, body: &Value) -> Result<Value, QueryError> {
@@ -64,7 +71,8 @@ impl<'a> Query<'a> {
         let Some(obj) = body.as_object() else {
             return Err(invalid!("query: expected a JSON object, got {}", kind(body)));
         };
-        let mut query = Query { body: obj, query_type: String::new(), data_source: String::new(), context: Map::new() };
+        let mut query =
+            Query { body: obj, query_type: String::new(), data_source: String::new(), context: Map::new() };
         query.query_type = query.required("queryType")?;
         let data_source: DataSourceRef = query.required("dataSource")?;
         query.data_source = match data_source {
@@ -73,7 +81,10 @@ impl<'a> Query<'a> {
                 t.name.ok_or_else(|| invalid!("dataSource.name: missing; a table dataSource needs a name"))?
             }
             DataSourceRef::Typed(t) => {
-                return Err(invalid!("dataSource.type: \"{}\" dataSources are not supported; use \"table\"", t.kind));
+                return Err(invalid!(
+                    "dataSource.type: \"{}\" dataSources are not supported; use \"table\"",
+                    t.kind
+                ));
             }
         };
         query.context = query.field("context")?.unwrap_or_default();
@@ -86,9 +97,21 @@ impl<'a> Query<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(value) => serde_path_to_error::deserialize(value).map(Some).map_err(|e| {
                 let path = e.path().to_string();
-                let at = if path == "." { key.to_string() } else { format!("{key}.{path}") };
+                let at = match path.as_str() {
+                    "." => key.to_string(),
+                    p if p.starts_with('[') => format!("{key}{p}"),
+                    p => format!("{key}.{p}"),
+                };
                 invalid!("{at}: {}", e.inner())
             }),
+        }
+    }
+
+    /// An optional boolean field (`false` when absent), read as leniently as Druid does.
+    pub(crate) fn flag(&self, key: &str) -> Result<bool, QueryError> {
+        match self.body.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(value) => model::flag(value).map_err(|e| invalid!("{key}: {e}")),
         }
     }
 
@@ -149,7 +172,10 @@ pub(crate) fn df_error(e: datafusion::error::DataFusionError) -> QueryError {
 }
 
 /// A session and the table as a DataFrame.
-fn read(engine: &QueryEngine, table: &Arc<DataSourceTable>) -> Result<(SessionContext, DataFrame), QueryError> {
+fn read(
+    engine: &QueryEngine,
+    table: &Arc<DataSourceTable>,
+) -> Result<(SessionContext, DataFrame), QueryError> {
     let ctx = engine.session();
     let df = ctx.read_table(Arc::clone(table) as _).map_err(df_error)?;
     Ok((ctx, df))
@@ -195,13 +221,8 @@ impl Aggregation {
         for (i, pa) in self.post.iter().enumerate() {
             let expr = translate::post_aggregate(pa, &available, &format!("postAggregations[{i}]"))?;
             let out = pa.name().unwrap_or_default().to_string();
-            let mut columns: Vec<Expr> = df
-                .schema()
-                .fields()
-                .iter()
-                .filter(|f| f.name() != &out)
-                .map(|f| name(f.name()))
-                .collect();
+            let mut columns: Vec<Expr> =
+                df.schema().fields().iter().filter(|f| f.name() != &out).map(|f| name(f.name())).collect();
             columns.push(expr);
             df = df.select(columns).map_err(df_error)?;
             available.push(out);
@@ -235,9 +256,9 @@ async fn collect(df: DataFrame) -> Result<Vec<RecordBatch>, QueryError> {
     df.collect().await.map_err(df_error)
 }
 
-/// Where the data overlaps the query intervals: nothing at all means an empty response.
+/// Where rows overlap the query intervals: nothing at all means an empty response.
 fn covered(table: &DataSourceTable, intervals: &[Interval]) -> Vec<Interval> {
-    let data = table.data_intervals();
+    let data = table.data_extents();
     let overlaps = intervals.iter().flat_map(|q| data.iter().filter_map(move |d| q.intersect(d))).collect();
     merge_intervals(overlaps)
 }
@@ -278,7 +299,9 @@ async fn time_boundary(engine: &QueryEngine, query: &Query<'_>) -> Result<Value,
         .map_err(df_error)?;
     let rows = rows_by_bucket(&collect(df).await?, 0)?;
     let Some((_, row)) = rows.into_iter().next() else { return Ok(json!([])) };
-    let (Some(min), Some(max)) = (row.get("min").and_then(Value::as_i64), row.get("max").and_then(Value::as_i64)) else {
+    let (Some(min), Some(max)) =
+        (row.get("min").and_then(Value::as_i64), row.get("max").and_then(Value::as_i64))
+    else {
         return Ok(json!([]));
     };
     let (timestamp, result) = match bound.as_deref() {
@@ -293,37 +316,43 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
     let intervals = query.intervals()?;
     let granularity = query.granularity()?;
     let aggregation = Aggregation::parse(query)?;
-    let descending: bool = query.field("descending")?.unwrap_or(false);
+    let descending = query.flag("descending")?;
     let limit: Option<usize> = query.field("limit")?;
+    let skip_empty = query.context_flag("skipEmptyBuckets");
+    let all = matches!(granularity, QueryGranularity::All);
     let table = Arc::new(engine.table(&query.data_source).await?);
     let covered = covered(&table, &intervals);
-    if covered.is_empty() {
+    // Druid answers granularity `all` with one row even where there is no data.
+    if covered.is_empty() && (!all || skip_empty) {
         return Ok(json!([]));
     }
     let predicate = query.predicate(&table, &intervals)?;
     let (ctx, df) = read(engine, &table)?;
     let filtered = df.filter(predicate).map_err(df_error)?;
     let group: Vec<Expr> = bucket_expr(&granularity).into_iter().collect();
-    let aggregated = filtered.clone().aggregate(group, aggregation.exprs(&table)?).map_err(df_error)?;
+    let mut aggregates = aggregation.exprs(&table)?;
+    if all {
+        aggregates.push(count(lit(1)).alias(ROWS_MATCHED));
+    }
+    let aggregated = filtered.clone().aggregate(group, aggregates).map_err(df_error)?;
     let mut batches = collect(aggregated).await?;
+    if all {
+        let matched = sum_column(&batches, ROWS_MATCHED)?;
+        batches = batches.iter().map(|b| without_column(b, ROWS_MATCHED)).collect::<Result<_, _>>()?;
+        if skip_empty && matched == 0 {
+            batches.clear();
+        }
+    }
 
     // Fill the buckets inside the data's span that no row fell in, then compute the
     // post-aggregators over real and filled rows alike.
-    let skip_empty = query.context_flag("skipEmptyBuckets");
-    let default_bucket = intervals[0].start;
-    if !skip_empty && !matches!(granularity, QueryGranularity::None) {
-        let present: BTreeSet<i64> = rows_by_bucket(&batches, default_bucket)?.into_iter().map(|(t, _)| t).collect();
+    if !skip_empty && !all && !matches!(granularity, QueryGranularity::None) {
+        let present: BTreeSet<i64> = rows_by_bucket(&batches, 0)?.into_iter().map(|(t, _)| t).collect();
         let mut missing = BTreeSet::new();
-        if matches!(granularity, QueryGranularity::All) {
-            if present.is_empty() {
-                missing.insert(default_bucket);
-            }
-        } else {
-            for span in &covered {
-                for b in granularity.buckets(*span)? {
-                    if !present.contains(&b) {
-                        missing.insert(b);
-                    }
+        for span in &covered {
+            for b in granularity.buckets(*span)? {
+                if !present.contains(&b) {
+                    missing.insert(b);
                 }
             }
         }
@@ -333,6 +362,9 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
             }
         }
     }
+    // Granularity `all` reports the first row's time, or the query's start without rows.
+    let query_start = intervals.iter().map(|i| i.start).min().unwrap_or(0);
+    let all_timestamp = covered.first().map_or(query_start, |c| c.start);
     let mut rows = post_aggregated(&ctx, batches, &aggregation).await?;
     rows.sort_by_key(|(t, _)| *t);
     if descending {
@@ -344,8 +376,8 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
     let mut out: Vec<Value> = rows
         .into_iter()
         .map(|(t, row)| {
-            let t = if matches!(granularity, QueryGranularity::All) { default_bucket } else { t };
-            json!({"timestamp": format_iso(t), "result": row})
+            let t = if all { all_timestamp } else { t };
+            json!({"timestamp": granularity.format_bucket(t), "result": row})
         })
         .collect();
     if query.context_flag("grandTotal") {
@@ -356,6 +388,25 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
         }
     }
     Ok(Value::Array(out))
+}
+
+/// The sum of an integer column over batches.
+fn sum_column(batches: &[RecordBatch], column: &str) -> Result<i64, QueryError> {
+    let mut total = 0;
+    for batch in batches {
+        let values = json::columns(batch)?;
+        let index = batch.schema().index_of(column).map_err(|e| QueryError::Execution(e.to_string()))?;
+        total += (0..batch.num_rows()).filter_map(|r| values[index].value(r).as_i64()).sum::<i64>();
+    }
+    Ok(total)
+}
+
+fn without_column(batch: &RecordBatch, column: &str) -> Result<RecordBatch, QueryError> {
+    let mut batch = batch.clone();
+    if let Ok(index) = batch.schema().index_of(column) {
+        batch.remove_column(index);
+    }
+    Ok(batch)
 }
 
 /// Aggregated rows with the post-aggregators added, as (bucket, object).
@@ -411,7 +462,11 @@ struct TopNOrder {
     previous_stop: Option<(String, bool)>,
 }
 
-fn top_n_order(metric: &TopNMetric, dimension: &str, aggregation: &Aggregation) -> Result<TopNOrder, QueryError> {
+fn top_n_order(
+    metric: &TopNMetric,
+    dimension: &str,
+    aggregation: &Aggregation,
+) -> Result<TopNOrder, QueryError> {
     let numeric = |m: &str| -> Result<TopNOrder, QueryError> {
         if !aggregation.has_output(m) {
             return Err(invalid!(
@@ -421,11 +476,15 @@ fn top_n_order(metric: &TopNMetric, dimension: &str, aggregation: &Aggregation) 
         }
         Ok(TopNOrder { sort: name(m).sort(false, false), previous_stop: None })
     };
-    let by_dimension = |ordering: Option<&str>, previous_stop: &Option<String>| -> Result<TopNOrder, QueryError> {
+    let by_dimension = |ordering: Option<&str>,
+                        previous_stop: &Option<String>|
+     -> Result<TopNOrder, QueryError> {
         let key = match ordering.unwrap_or("lexicographic").to_ascii_lowercase().as_str() {
             "lexicographic" | "alphanumeric" => cast(name(dimension), DataType::Utf8),
             "numeric" => datafusion::logical_expr::try_cast(name(dimension), DataType::Float64),
-            "strlen" => datafusion::functions::expr_fn::character_length(cast(name(dimension), DataType::Utf8)),
+            "strlen" => {
+                datafusion::functions::expr_fn::character_length(cast(name(dimension), DataType::Utf8))
+            }
             other => {
                 return Err(invalid!(
                     "metric.ordering: unknown ordering \"{other}\"; expected lexicographic, alphanumeric, numeric or strlen"
@@ -439,7 +498,9 @@ fn top_n_order(metric: &TopNMetric, dimension: &str, aggregation: &Aggregation) 
         TopNMetric::Spec(TopNMetricSpec::Dimension { ordering, previous_stop }) => {
             by_dimension(ordering.as_deref(), previous_stop)
         }
-        TopNMetric::Spec(TopNMetricSpec::Lexicographic { previous_stop }) => by_dimension(None, previous_stop),
+        TopNMetric::Spec(TopNMetricSpec::Lexicographic { previous_stop }) => {
+            by_dimension(None, previous_stop)
+        }
         TopNMetric::Spec(TopNMetricSpec::Alphanumeric { previous_stop }) => {
             by_dimension(Some("alphanumeric"), previous_stop)
         }
@@ -461,7 +522,8 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     let output = dimension.output_name().to_string();
     let order = top_n_order(&metric, &output, &aggregation)?;
     let table = Arc::new(engine.table(&query.data_source).await?);
-    if covered(&table, &intervals).is_empty() {
+    let covered = covered(&table, &intervals);
+    if covered.is_empty() {
         return Ok(json!([]));
     }
     let predicate = query.predicate(&table, &intervals)?;
@@ -487,7 +549,9 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     if all {
         df = df.limit(0, Some(threshold)).map_err(df_error)?;
     }
-    let rows = rows_by_bucket(&collect(df).await?, intervals[0].start)?;
+    // Granularity `all` reports the first row's time, as Druid's cursor over the data does.
+    let first_row = covered.first().map_or(intervals[0].start, |c| c.start);
+    let rows = rows_by_bucket(&collect(df).await?, first_row)?;
     let mut buckets: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
     for (t, row) in rows {
         let entries = buckets.entry(t).or_default();
@@ -496,7 +560,10 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
         }
     }
     Ok(Value::Array(
-        buckets.into_iter().map(|(t, result)| json!({"timestamp": format_iso(t), "result": result})).collect(),
+        buckets
+            .into_iter()
+            .map(|(t, result)| json!({"timestamp": granularity.format_bucket(t), "result": result}))
+            .collect(),
     ))
 }
 
@@ -531,7 +598,9 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
             value = match spec.output_type.as_deref().map(str::to_ascii_uppercase).as_deref() {
                 None | Some("STRING") => value,
                 Some("LONG") => datafusion::logical_expr::try_cast(value, DataType::Int64),
-                Some("FLOAT") | Some("DOUBLE") => datafusion::logical_expr::try_cast(value, DataType::Float64),
+                Some("FLOAT") | Some("DOUBLE") => {
+                    datafusion::logical_expr::try_cast(value, DataType::Float64)
+                }
                 Some(other) => {
                     return Err(invalid!(
                         "dimensions: outputType \"{other}\" is not one of STRING, LONG, FLOAT, DOUBLE"
@@ -568,14 +637,18 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
                 };
                 let order = match &spec.dimension_order {
                     Some(Value::String(s)) => s.to_ascii_lowercase(),
-                    Some(Value::Object(o)) => o.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase(),
+                    Some(Value::Object(o)) => {
+                        o.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase()
+                    }
                     _ => "lexicographic".to_string(),
                 };
                 (spec.dimension.clone(), descending, order == "numeric")
             }
         };
         if df.schema().field_with_unqualified_name(&column).is_err() {
-            return Err(invalid!("limitSpec.columns[{i}]: \"{column}\" is not a dimension, aggregator or post-aggregator of this query"));
+            return Err(invalid!(
+                "limitSpec.columns[{i}]: \"{column}\" is not a dimension, aggregator or post-aggregator of this query"
+            ));
         }
         let is_dimension = dimensions.iter().any(|d| d.output_name() == column);
         let key = if numeric && is_dimension {
@@ -600,7 +673,7 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
     let rows = rows_by_bucket(&collect(df).await?, intervals[0].start)?;
     Ok(Value::Array(
         rows.into_iter()
-            .map(|(t, event)| json!({"version": "v1", "timestamp": format_iso(t), "event": event}))
+            .map(|(t, event)| json!({"version": "v1", "timestamp": granularity.format_bucket(t), "event": event}))
             .collect(),
     ))
 }
@@ -615,6 +688,10 @@ async fn scan(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryErr
     if !["none", "ascending", "descending"].contains(&order.as_str()) {
         return Err(invalid!("order: \"{order}\" is not none, ascending or descending"));
     }
+    let batch_size: usize = query.field("batchSize")?.unwrap_or(DEFAULT_SCAN_BATCH_SIZE);
+    if batch_size == 0 {
+        return Err(invalid!("batchSize: must be at least 1"));
+    }
     let format: String = query.field("resultFormat")?.unwrap_or_else(|| "list".to_string());
     let compacted = match format.as_str() {
         "list" => false,
@@ -623,11 +700,8 @@ async fn scan(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryErr
     };
     let table = engine.table(&query.data_source).await?;
     let schema = table.schema_ref();
-    let columns: Vec<String> = if columns.is_empty() {
-        schema.fields().iter().map(|f| f.name().clone()).collect()
-    } else {
-        columns
-    };
+    let columns: Vec<String> =
+        if columns.is_empty() { schema.fields().iter().map(|f| f.name().clone()).collect() } else { columns };
     let predicate = query.predicate(&table, &intervals)?;
     let wanted = limit.map(|l| l.saturating_add(offset));
     // Each segment is read on its own, since every result names the segment it came from.
@@ -638,7 +712,7 @@ async fn scan(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryErr
         if order == "none" && wanted.is_some_and(|w| rows.len() >= w) {
             break;
         }
-        if !part.data_intervals().iter().any(|d| intervals.iter().any(|q| q.overlaps(d))) {
+        if !part.data_extents().iter().any(|d| intervals.iter().any(|q| q.overlaps(d))) {
             continue;
         }
         let part = Arc::new(part);
@@ -684,7 +758,7 @@ async fn scan(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryErr
             Value::Object(columns.iter().cloned().zip(values).collect())
         };
         match &mut current {
-            Some((i, events)) if *i == index => events.push(event),
+            Some((i, events)) if *i == index && events.len() < batch_size => events.push(event),
             _ => {
                 flush(current.take(), &mut out);
                 current = Some((index, vec![event]));

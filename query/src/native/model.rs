@@ -29,35 +29,66 @@ pub struct TypedDataSource {
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Filter {
     /// `dimension` equals `value` (null matches missing values).
-    Selector { dimension: String, value: Option<Value>, #[serde(rename = "extractionFn")] extraction_fn: Option<Value> },
+    Selector {
+        dimension: String,
+        value: Option<Value>,
+        #[serde(rename = "extractionFn")]
+        extraction_fn: Option<Value>,
+    },
     /// Druid 28's typed equality.
     #[serde(rename_all = "camelCase")]
     Equals { column: String, match_value: Value },
     /// Druid 28's null test.
     Null { column: String },
     /// `dimension` is one of `values`.
-    In { dimension: String, values: Vec<Value>, #[serde(rename = "extractionFn")] extraction_fn: Option<Value> },
+    In {
+        dimension: String,
+        values: Vec<Value>,
+        #[serde(rename = "extractionFn")]
+        extraction_fn: Option<Value>,
+    },
     /// A range, ordered lexicographically (default) or numerically.
     #[serde(rename_all = "camelCase")]
     Bound {
         dimension: String,
         lower: Option<Value>,
         upper: Option<Value>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "flag")]
         lower_strict: bool,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "flag")]
         upper_strict: bool,
         ordering: Option<Value>,
         extraction_fn: Option<Value>,
     },
     /// A Java regular expression found anywhere in the value.
-    Regex { dimension: String, pattern: String, #[serde(rename = "extractionFn")] extraction_fn: Option<Value> },
+    Regex {
+        dimension: String,
+        pattern: String,
+        #[serde(rename = "extractionFn")]
+        extraction_fn: Option<Value>,
+    },
     /// SQL LIKE with `%` and `_`.
-    Like { dimension: String, pattern: String, escape: Option<String>, #[serde(rename = "extractionFn")] extraction_fn: Option<Value> },
+    Like {
+        dimension: String,
+        pattern: String,
+        escape: Option<String>,
+        #[serde(rename = "extractionFn")]
+        extraction_fn: Option<Value>,
+    },
     /// Substring search.
-    Search { dimension: String, query: SearchQuery, #[serde(rename = "extractionFn")] extraction_fn: Option<Value> },
+    Search {
+        dimension: String,
+        query: SearchQuery,
+        #[serde(rename = "extractionFn")]
+        extraction_fn: Option<Value>,
+    },
     /// Time (or another long column) within intervals.
-    Interval { dimension: String, intervals: Value, #[serde(rename = "extractionFn")] extraction_fn: Option<Value> },
+    Interval {
+        dimension: String,
+        intervals: Value,
+        #[serde(rename = "extractionFn")]
+        extraction_fn: Option<Value>,
+    },
     /// All of `fields`.
     And { fields: Vec<Filter> },
     /// Any of `fields`.
@@ -76,12 +107,20 @@ pub enum Filter {
 pub enum SearchQuery {
     /// Contains `value` (case-insensitive unless `caseSensitive`).
     #[serde(rename_all = "camelCase")]
-    Contains { value: String, #[serde(default)] case_sensitive: bool },
+    Contains {
+        value: String,
+        #[serde(default, deserialize_with = "flag")]
+        case_sensitive: bool,
+    },
     /// Contains `value`, ignoring case.
     InsensitiveContains { value: String },
     /// Contains every one of `values`.
     #[serde(rename_all = "camelCase")]
-    Fragment { values: Vec<String>, #[serde(default)] case_sensitive: bool },
+    Fragment {
+        values: Vec<String>,
+        #[serde(default, deserialize_with = "flag")]
+        case_sensitive: bool,
+    },
 }
 
 /// A query-time aggregator.
@@ -93,31 +132,67 @@ pub enum Aggregator {
     Count { name: String },
     /// Sum as a long.
     #[serde(rename = "longSum")]
-    LongSum { name: String, #[serde(rename = "fieldName")] field_name: String },
+    LongSum {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Sum as a double.
     #[serde(rename = "doubleSum")]
-    DoubleSum { name: String, #[serde(rename = "fieldName")] field_name: String },
+    DoubleSum {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Sum as a float.
     #[serde(rename = "floatSum")]
-    FloatSum { name: String, #[serde(rename = "fieldName")] field_name: String },
+    FloatSum {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Minimum as a long.
     #[serde(rename = "longMin")]
-    LongMin { name: String, #[serde(rename = "fieldName")] field_name: String },
+    LongMin {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Maximum as a long.
     #[serde(rename = "longMax")]
-    LongMax { name: String, #[serde(rename = "fieldName")] field_name: String },
+    LongMax {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Minimum as a double.
     #[serde(rename = "doubleMin")]
-    DoubleMin { name: String, #[serde(rename = "fieldName")] field_name: String },
+    DoubleMin {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Maximum as a double.
     #[serde(rename = "doubleMax")]
-    DoubleMax { name: String, #[serde(rename = "fieldName")] field_name: String },
+    DoubleMax {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Minimum as a float.
     #[serde(rename = "floatMin")]
-    FloatMin { name: String, #[serde(rename = "fieldName")] field_name: String },
+    FloatMin {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Maximum as a float.
     #[serde(rename = "floatMax")]
-    FloatMax { name: String, #[serde(rename = "fieldName")] field_name: String },
+    FloatMax {
+        name: String,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// Another aggregator over the rows matching a filter.
     #[serde(rename = "filtered")]
     Filtered { filter: Filter, aggregator: Box<Aggregator>, name: Option<String> },
@@ -148,10 +223,19 @@ impl Aggregator {
 pub enum PostAggregator {
     /// `fields` combined left to right with `fn`.
     #[serde(rename = "arithmetic")]
-    Arithmetic { name: String, #[serde(rename = "fn")] function: String, fields: Vec<PostAggregator> },
+    Arithmetic {
+        name: String,
+        #[serde(rename = "fn")]
+        function: String,
+        fields: Vec<PostAggregator>,
+    },
     /// An aggregator's (or earlier post-aggregator's) value.
     #[serde(rename = "fieldAccess", alias = "finalizingFieldAccess")]
-    FieldAccess { name: Option<String>, #[serde(rename = "fieldName")] field_name: String },
+    FieldAccess {
+        name: Option<String>,
+        #[serde(rename = "fieldName")]
+        field_name: String,
+    },
     /// A number.
     #[serde(rename = "constant")]
     Constant { name: Option<String>, value: f64 },
@@ -336,3 +420,20 @@ pub struct Aggregating {
 
 /// Query `context`.
 pub type Context = Map<String, Value>;
+
+/// A boolean as Druid's Jackson reads one: `true`/`false`, or the strings `"true"`/`"false"`
+/// in any case (pydruid sends its search filter's `caseSensitive` as a string).
+pub fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Flag::deserialize(deserializer)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Text(t) if t.eq_ignore_ascii_case("true") => Ok(true),
+        Flag::Text(t) if t.eq_ignore_ascii_case("false") => Ok(false),
+        Flag::Text(t) => Err(serde::de::Error::custom(format!("\"{t}\" is not a boolean (true or false)"))),
+    }
+}

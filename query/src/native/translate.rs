@@ -4,7 +4,7 @@
 use arrow::datatypes::{DataType, Schema};
 use common::time::Interval;
 use datafusion::common::{Column, ScalarValue};
-use datafusion::functions::expr_fn::{greatest, least, power, regexp_like, strpos, lower};
+use datafusion::functions::expr_fn::{greatest, least, lower, power, regexp_like, strpos};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, lit, when};
 use serde_json::Value;
@@ -85,22 +85,25 @@ pub fn filter(f: &Filter, schema: &Schema, field: &str) -> Result<Expr, QueryErr
         Filter::Null { column: name } => column(schema, name).is_null(),
         Filter::In { dimension, values, extraction_fn } => {
             no_extraction(field, extraction_fn)?;
-            values
-                .iter()
-                .map(|v| equals(schema, dimension, v))
-                .reduce(Expr::or)
-                .unwrap_or_else(|| lit(false))
+            values.iter().map(|v| equals(schema, dimension, v)).reduce(Expr::or).unwrap_or_else(|| lit(false))
         }
         Filter::Bound { dimension, lower, upper, lower_strict, upper_strict, ordering, extraction_fn } => {
             no_extraction(field, extraction_fn)?;
             let ordering = match ordering {
                 None | Some(Value::Null) => "lexicographic".to_string(),
                 Some(Value::String(s)) => s.to_ascii_lowercase(),
-                Some(Value::Object(o)) => o.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase(),
+                Some(Value::Object(o)) => {
+                    o.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase()
+                }
                 Some(other) => return Err(invalid!("{field}.ordering: expected a string, got {other}")),
             };
-            let (target, bound): (Expr, Box<dyn Fn(&str) -> Result<Expr, QueryError>>) = match ordering.as_str() {
-                "lexicographic" => (cast(column(schema, dimension), DataType::Utf8), Box::new(|s: &str| Ok(lit(s.to_string())))),
+            let (target, bound): (Expr, Box<dyn Fn(&str) -> Result<Expr, QueryError>>) = match ordering
+                .as_str()
+            {
+                "lexicographic" => (
+                    cast(column(schema, dimension), DataType::Utf8),
+                    Box::new(|s: &str| Ok(lit(s.to_string()))),
+                ),
                 "numeric" => (
                     cast(numeric_column(schema, dimension), DataType::Float64),
                     Box::new(|s: &str| {
@@ -110,7 +113,13 @@ pub fn filter(f: &Filter, schema: &Schema, field: &str) -> Result<Expr, QueryErr
                     }),
                 ),
                 "strlen" => (
-                    cast(datafusion::functions::expr_fn::character_length(cast(column(schema, dimension), DataType::Utf8)), DataType::Float64),
+                    cast(
+                        datafusion::functions::expr_fn::character_length(cast(
+                            column(schema, dimension),
+                            DataType::Utf8,
+                        )),
+                        DataType::Float64,
+                    ),
                     Box::new(|s: &str| Ok(lit(s.chars().count() as f64))),
                 ),
                 other => {
@@ -132,7 +141,8 @@ pub fn filter(f: &Filter, schema: &Schema, field: &str) -> Result<Expr, QueryErr
         }
         Filter::Regex { dimension, pattern, extraction_fn } => {
             no_extraction(field, extraction_fn)?;
-            regex::Regex::new(pattern).map_err(|e| invalid!("{field}.pattern: invalid regular expression: {e}"))?;
+            regex::Regex::new(pattern)
+                .map_err(|e| invalid!("{field}.pattern: invalid regular expression: {e}"))?;
             regexp_like(cast(column(schema, dimension), DataType::Utf8), lit(pattern.clone()), None)
         }
         Filter::Like { dimension, pattern, escape, extraction_fn } => {
@@ -237,7 +247,9 @@ fn aggregate_unnamed(agg: &Aggregator, schema: &Schema, field: &str) -> Result<E
     let zero_if_null = |e: Expr, zero: Expr| datafusion::functions::expr_fn::coalesce(vec![e, zero]);
     Ok(match agg {
         Aggregator::Count { .. } => count(lit(1i64)),
-        Aggregator::LongSum { field_name, .. } => zero_if_null(sum(input(field_name, DataType::Int64)), lit(0i64)),
+        Aggregator::LongSum { field_name, .. } => {
+            zero_if_null(sum(input(field_name, DataType::Int64)), lit(0i64))
+        }
         Aggregator::DoubleSum { field_name, .. } => {
             zero_if_null(sum(input(field_name, DataType::Float64)), lit(0f64))
         }
@@ -290,7 +302,9 @@ fn post_value(pa: &PostAggregator, available: &[String], field: &str) -> Result<
         fields
             .iter()
             .enumerate()
-            .map(|(i, f)| Ok(cast(post_value(f, available, &format!("{field}.fields[{i}]"))?, DataType::Float64)))
+            .map(|(i, f)| {
+                Ok(cast(post_value(f, available, &format!("{field}.fields[{i}]"))?, DataType::Float64))
+            })
             .collect()
     };
     Ok(match pa {
@@ -346,11 +360,15 @@ pub fn having(h: &Having, schema: &Schema, field: &str) -> Result<Expr, QueryErr
         Having::GreaterThan { aggregation, value } => metric(aggregation)?.gt(lit(*value)),
         Having::LessThan { aggregation, value } => metric(aggregation)?.lt(lit(*value)),
         Having::EqualTo { aggregation, value } => metric(aggregation)?.eq(lit(*value)),
-        Having::DimSelector { dimension, value } => equals(schema, dimension, value.as_ref().unwrap_or(&Value::Null)),
+        Having::DimSelector { dimension, value } => {
+            equals(schema, dimension, value.as_ref().unwrap_or(&Value::Null))
+        }
         Having::Filter { filter: f } => filter(f, schema, &format!("{field}.filter"))?,
         Having::And { having_specs } => combine_having(having_specs, schema, field, Expr::and, true)?,
         Having::Or { having_specs } => combine_having(having_specs, schema, field, Expr::or, false)?,
-        Having::Not { having_spec } => having(having_spec, schema, &format!("{field}.havingSpec"))?.is_not_true(),
+        Having::Not { having_spec } => {
+            having(having_spec, schema, &format!("{field}.havingSpec"))?.is_not_true()
+        }
         Having::Always {} => lit(true),
         Having::Never {} => lit(false),
     })
