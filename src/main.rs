@@ -393,14 +393,13 @@ async fn query(args: QueryArgs) -> Result<()> {
         (None, Some(deep_storage)) => {
             let storage = DeepStorage::open_existing(deep_storage)?;
             let engine = query_engine(storage, 1024);
-            let result = if args.sql.is_some() {
+            if args.sql.is_some() {
                 let request: query::sql::SqlRequest = serde_json::from_value(body)?;
                 let (_, bytes) = engine.sql(&request).await.map_err(query_failure)?.encode(&request);
                 serde_json::from_slice(&bytes)?
             } else {
                 engine.native(&body).await.map_err(query_failure)?
-            };
-            result
+            }
         }
         (None, None) => bail!("give --url or --deep-storage"),
     };

@@ -17,25 +17,12 @@ use std::process::{Child, ChildStdout, Command as StdCommand, ExitStatus, Stdio}
 use std::time::Duration;
 
 use assert_cmd::Command;
+use common::generator::DIMENSIONS;
+use common::time::{format_iso, parse_iso as parse_utc};
 use flate2::read::MultiGzDecoder;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-/// The wikipedia spec's dimensions, in spec order.
-const DIMENSIONS: [&str; 12] = [
-    "page",
-    "language",
-    "user",
-    "unpatrolled",
-    "newPage",
-    "robot",
-    "anonymous",
-    "namespace",
-    "continent",
-    "country",
-    "region",
-    "city",
-];
 /// The wikipedia spec's metrics, in spec order.
 const METRICS: [&str; 4] = ["count", "added", "deleted", "delta"];
 /// The dimensions of the hourly rollup spec this file derives from the Kafka example.
@@ -48,65 +35,24 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 // ---------------------------------------------------------------------------------------------
-// Time, without braid: ISO 8601 in and out
+// Time: ISO 8601 in and out
 // ---------------------------------------------------------------------------------------------
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number (Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z`, the only shape the events here carry, in UTC milliseconds.
+/// A timestamp the events or an answer carry, in UTC milliseconds.
 fn parse_iso(s: &str) -> i64 {
-    let bad = || -> ! { panic!("unexpected timestamp {s:?}") };
-    let utc = s.strip_suffix('Z').unwrap_or_else(|| bad());
-    let (date, time) = utc.split_once('T').unwrap_or_else(|| bad());
-    let num = |x: &str| x.parse::<i64>().unwrap_or_else(|_| bad());
-    let d: Vec<i64> = date.split('-').map(num).collect();
-    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(num).collect();
-    let millis = num(&format!("{millis:0<3}")[..3]);
-    days_from_civil(d[0], d[1], d[2]) * DAY_MS + t[0] * HOUR_MS + t[1] * 60_000 + t[2] * 1000 + millis
+    parse_utc(s).unwrap_or_else(|e| panic!("unexpected timestamp {s:?}: {e}"))
 }
 
 /// Joda's rendering of an instant at a fixed UTC offset, as Druid writes result timestamps:
 /// `2013-08-31T01:02:33.000Z`, or `2013-08-30T00:00:00.000-07:00` in a period's time zone.
 fn iso_at(ms: i64, offset_minutes: i64) -> String {
-    let local = ms + offset_minutes * 60_000;
-    let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
-    let in_day = local.rem_euclid(DAY_MS);
-    let zone = if offset_minutes == 0 {
-        "Z".to_string()
-    } else {
-        let sign = if offset_minutes < 0 { '-' } else { '+' };
-        format!("{sign}{:02}:{:02}", offset_minutes.abs() / 60, offset_minutes.abs() % 60)
-    };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}{zone}",
-        in_day / HOUR_MS,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
+    let local = format_iso(ms + offset_minutes * 60_000);
+    if offset_minutes == 0 {
+        return local;
+    }
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let wall = local.strip_suffix('Z').expect("format_iso ends in Z");
+    format!("{wall}{sign}{:02}:{:02}", offset_minutes.abs() / 60, offset_minutes.abs() % 60)
 }
 
 fn iso(ms: i64) -> String {

@@ -71,10 +71,8 @@ fn column_stats(batches: &[RecordBatch], column: &str, is_string: bool) -> Resul
             if value.is_null() {
                 continue;
             }
-            if is_string {
-                if let Value::String(s) = &value {
-                    stats.distinct.insert(s.clone());
-                }
+            if is_string && let Value::String(s) = &value {
+                stats.distinct.insert(s.clone());
             }
             let less = |a: &Value, b: &Value| match (a, b) {
                 (Value::String(a), Value::String(b)) => a < b,

@@ -33,6 +33,9 @@ use crate::table::{DataSourceTable, TIME_COLUMN, merge_intervals};
 /// The column holding each row's time bucket while a query runs.
 const BUCKET: &str = "__bucket";
 
+/// A result row: its time bucket and its columns without the bucket.
+type BucketRow = (i64, Map<String, Value>);
+
 /// The rows a granularity-`all` timeseries matched, so `skipEmptyBuckets` can drop an empty one.
 const ROWS_MATCHED: &str = "__rows_matched";
 
@@ -264,10 +267,7 @@ fn covered(table: &DataSourceTable, intervals: &[Interval]) -> Vec<Interval> {
 }
 
 /// Rows of result batches as (bucket, object without the bucket column).
-fn rows_by_bucket(
-    batches: &[RecordBatch],
-    default_bucket: i64,
-) -> Result<Vec<(i64, Map<String, Value>)>, QueryError> {
+fn rows_by_bucket(batches: &[RecordBatch], default_bucket: i64) -> Result<Vec<BucketRow>, QueryError> {
     let mut rows = Vec::new();
     for batch in batches {
         let columns = json::columns(batch)?;
@@ -356,10 +356,10 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
                 }
             }
         }
-        if !missing.is_empty() {
-            if let Some(schema) = batches.first().map(RecordBatch::schema) {
-                batches.push(empty_rows(&schema, &missing, &aggregation)?);
-            }
+        if !missing.is_empty()
+            && let Some(schema) = batches.first().map(RecordBatch::schema)
+        {
+            batches.push(empty_rows(&schema, &missing, &aggregation)?);
         }
     }
     // Granularity `all` reports the first row's time, or the query's start without rows.
@@ -414,7 +414,7 @@ async fn post_aggregated(
     ctx: &SessionContext,
     batches: Vec<RecordBatch>,
     aggregation: &Aggregation,
-) -> Result<Vec<(i64, Map<String, Value>)>, QueryError> {
+) -> Result<Vec<BucketRow>, QueryError> {
     if batches.is_empty() {
         return Ok(Vec::new());
     }
@@ -575,13 +575,13 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
     let limit_spec: LimitSpec = query.field("limitSpec")?.unwrap_or_default();
     let having_spec: Option<Having> = query.field("having")?;
     for (i, d) in dimensions.iter().enumerate() {
-        if let DimensionRef::Spec(spec) = d {
-            if spec.kind != "default" {
-                return Err(invalid!(
-                    "dimensions[{i}].type: \"{}\" dimension specs are not supported; use \"default\"",
-                    spec.kind
-                ));
-            }
+        if let DimensionRef::Spec(spec) = d
+            && spec.kind != "default"
+        {
+            return Err(invalid!(
+                "dimensions[{i}].type: \"{}\" dimension specs are not supported; use \"default\"",
+                spec.kind
+            ));
         }
     }
     let table = Arc::new(engine.table(&query.data_source).await?);
@@ -723,10 +723,10 @@ async fn scan(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryErr
             .filter(predicate.clone())
             .and_then(|df| df.select(select.into_iter().chain([time]).collect::<Vec<_>>()))
             .map_err(df_error)?;
-        if order == "none" {
-            if let Some(w) = wanted {
-                df = df.limit(0, Some(w - rows.len())).map_err(df_error)?;
-            }
+        if order == "none"
+            && let Some(w) = wanted
+        {
+            df = df.limit(0, Some(w - rows.len())).map_err(df_error)?;
         }
         for batch in collect(df).await? {
             let cols = json::columns(&batch)?;

@@ -15,6 +15,9 @@ use crate::table::TIME_COLUMN;
 
 /// A column by its exact name (dots and quotes are part of names), or a typed null when the
 /// table has no such column.
+/// How a bound filter turns one of its bound strings into a literal of its ordering.
+type BoundLiteral<'a> = dyn Fn(&str) -> Result<Expr, QueryError> + 'a;
+
 pub fn column(schema: &Schema, name: &str) -> Expr {
     match schema.field_with_name(name) {
         Ok(_) => Expr::Column(Column::from_name(name)),
@@ -97,9 +100,7 @@ pub fn filter(f: &Filter, schema: &Schema, field: &str) -> Result<Expr, QueryErr
                 }
                 Some(other) => return Err(invalid!("{field}.ordering: expected a string, got {other}")),
             };
-            let (target, bound): (Expr, Box<dyn Fn(&str) -> Result<Expr, QueryError>>) = match ordering
-                .as_str()
-            {
+            let (target, bound): (Expr, Box<BoundLiteral<'_>>) = match ordering.as_str() {
                 "lexicographic" => (
                     cast(column(schema, dimension), DataType::Utf8),
                     Box::new(|s: &str| Ok(lit(s.to_string()))),
