@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use assert_cmd::Command;
 use common::segment::{SegmentDescription, read_segment};
@@ -19,6 +18,9 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde_json::Value;
 use tempfile::TempDir;
+
+mod support;
+use support::{bin, example, succeed};
 
 /// The wikipedia spec's metrics, in spec order.
 const WIKI_METRICS: [&str; 4] = ["count", "added", "deleted", "delta"];
@@ -36,10 +38,6 @@ const DAY_ISO: &str = "2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z";
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
-}
 
 fn wikipedia_spec() -> PathBuf {
     example("wikipedia.json")
@@ -66,17 +64,6 @@ fn events_bytes() -> Vec<u8> {
     std::fs::read(events_file()).unwrap()
 }
 
-/// The `braid` binary with nothing inherited from the environment that changes its behaviour.
-fn bin() -> Command {
-    let mut cmd = Command::cargo_bin("braid").unwrap();
-    for var in ["BRAID_DEEP_STORAGE", "BRAID_SPEC", "BRAID_RAW_LAYOUT", "BRAID_LOG_FORMAT", "RUST_LOG"] {
-        cmd.env_remove(var);
-    }
-    // A safety net against a hung child; every run here takes well under a second.
-    cmd.timeout(Duration::from_secs(60));
-    cmd
-}
-
 /// `braid <args> --deep-storage <deep>`.
 fn braid(deep: impl AsRef<OsStr>, args: &[&str]) -> Command {
     let mut cmd = bin();
@@ -96,19 +83,6 @@ fn reindex(deep: &Path, spec: &Path, interval: &str) -> Command {
     let mut cmd = braid(deep, &["batch", "reindex", "--interval", interval]);
     cmd.arg("--spec").arg(spec);
     cmd
-}
-
-/// Runs a command that must succeed; returns its standard output.
-fn succeed(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs a command that must fail; returns its standard error.

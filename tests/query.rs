@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command as StdCommand, ExitStatus, Stdio};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use common::generator::DIMENSIONS;
 use common::time::{format_iso, parse_iso as parse_utc};
 use flate2::read::MultiGzDecoder;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+mod support;
+use support::{bin, example, succeed};
 
 /// The wikipedia spec's metrics, in spec order.
 const METRICS: [&str; 4] = ["count", "added", "deleted", "delta"];
@@ -195,34 +197,6 @@ fn read_gzip_events(path: &Path) -> Vec<Row> {
 // ---------------------------------------------------------------------------------------------
 // Fixtures: deep storage built with the real binary
 // ---------------------------------------------------------------------------------------------
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
-}
-
-/// The `braid` binary with nothing inherited from the environment that changes its behaviour.
-fn bin() -> Command {
-    let mut cmd = Command::cargo_bin("braid").unwrap();
-    for var in ["BRAID_DEEP_STORAGE", "BRAID_SPEC", "BRAID_RAW_LAYOUT", "BRAID_LOG_FORMAT", "BRAID_LISTEN"] {
-        cmd.env_remove(var);
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd.timeout(Duration::from_secs(120));
-    cmd
-}
-
-/// Runs a command that must succeed; returns its standard output.
-fn succeed(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A deep storage with the wikipedia dataSource indexed, and the events it was built from.
 struct Fixture {

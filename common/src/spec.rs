@@ -336,7 +336,8 @@ struct Obj<'a> {
     used: BTreeSet<&'a str>,
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// How an error message names a JSON value's kind: "a string", "an object", ...
+pub fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -112,12 +112,13 @@ impl QueryEngine {
     /// A snapshot of one dataSource: its visible segments (catalog re-read first, so commits
     /// made since the last query are seen) and its live rows.
     pub async fn table(&self, data_source: &str) -> Result<DataSourceTable, QueryError> {
-        let live = self.live_source(data_source).map(|source| source.snapshot());
         let Ok(name) = DataSourceName::new(data_source) else {
             return Err(QueryError::UnknownDataSource(data_source.to_string()));
         };
         let view = self.catalog_view(&name).await?;
         let view = view.lock().await;
+        // After the catalog: the live rows are those this catalog state does not hold.
+        let live = self.live_source(data_source).map(|source| source.snapshot(view.state.seq));
         if view.state.seq == 0 && live.is_none() {
             return Err(QueryError::UnknownDataSource(data_source.to_string()));
         }

@@ -33,12 +33,18 @@ pub fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
-/// A source of rows held in memory, such as the stream daemon's incremental index. Queries take
-/// one snapshot per query, so a query sees each row exactly once: the source must hand rows
-/// over to segments (publish, then drop from memory) atomically with respect to `snapshot`.
+/// A source of rows held in memory, such as the stream daemon's incremental index.
+///
+/// A query reads the dataSource's catalog first, then asks the source for the rows that state
+/// of the catalog does not hold, so every row is counted exactly once, before, during and after
+/// a hand-off from memory to segments. The source keeps the rows of each commit it makes
+/// (tagged with the commit's catalog sequence number) until no query can still be reading a
+/// catalog state older than that commit; keeping the last commit's rows until the next commit
+/// is enough, since a query reads the catalog immediately before it asks.
 pub trait LiveSource: Send + Sync + fmt::Debug {
-    /// The rows in memory now.
-    fn snapshot(&self) -> LiveSnapshot;
+    /// The rows not in the dataSource's catalog as of sequence number `catalog_seq`: rows not
+    /// published yet, and rows published by a commit numbered above `catalog_seq`.
+    fn snapshot(&self, catalog_seq: u64) -> LiveSnapshot;
 }
 
 /// Rows a [`LiveSource`] holds at one moment, in the segment column layout (`__time` as

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
+use common::spec::kind_of;
 use common::time::{Interval, format_iso};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
@@ -72,7 +73,7 @@ pub(crate) struct Query<'a> {
 impl<'a> Query<'a> {
     fn parse(body: &'a Value) -> Result<Self, QueryError> {
         let Some(obj) = body.as_object() else {
-            return Err(invalid!("query: expected a JSON object, got {}", kind(body)));
+            return Err(invalid!("query: expected a JSON object, got {}", kind_of(body)));
         };
         let mut query =
             Query { body: obj, query_type: String::new(), data_source: String::new(), context: Map::new() };
@@ -156,17 +157,6 @@ impl<'a> Query<'a> {
             predicate = predicate.and(translate::filter(&filter, &table.schema_ref(), "filter")?);
         }
         Ok(predicate)
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -1,0 +1,44 @@
+//! What every end-to-end test file needs: the `braid` binary with a clean environment, the
+//! bundled examples, and running a command that must succeed. Each test binary uses a subset.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+/// A file of `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+/// The `braid` binary with nothing inherited from the environment that changes its behaviour.
+pub fn bin() -> Command {
+    let mut cmd = Command::cargo_bin("braid").unwrap();
+    for var in [
+        "BRAID_DEEP_STORAGE",
+        "BRAID_SPEC",
+        "BRAID_RAW_LAYOUT",
+        "BRAID_LOG_FORMAT",
+        "BRAID_LISTEN",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    // A safety net against a hung child; every run here takes seconds at most.
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// Runs a command that must succeed; returns its standard output.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
