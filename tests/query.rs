@@ -6,7 +6,8 @@
 //! type in the shapes of Druid's documentation (granularities, time zones, descending, empty
 //! buckets, grand totals, filtered aggregators, post-aggregators, topN metric specs, groupBy
 //! limitSpec and having, scan formats with limit, offset and order, metadata queries), every
-//! interval form and filter type, every SQL result format with and without header,
+//! interval form and filter type, the example query of each native query type's documentation
+//! page adapted to this data, every SQL result format with and without header,
 //! `INFORMATION_SCHEMA`, Druid's error bodies, a reindex seen without restart, and pydruid and
 //! SQLAlchemy unmodified against the server (`tests/pydruid_client.py`).
 
@@ -1786,4 +1787,485 @@ fn pydruid_and_sqlalchemy_work_unmodified() {
         output.status
     );
     assert!(stdout.contains("pydruid: all checks passed"), "{stdout}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. The example queries of Druid's query documentation
+// ---------------------------------------------------------------------------------------------
+//
+// Each query below is the example of a page under druid.apache.org/docs/latest/querying/, kept
+// as the page writes it (string flags, nesting, names of outputs) and changed only where it names
+// its own data: the dataSource, dimensions, values, input fields and intervals are the wikipedia
+// ones of 2013-08-31. Each answer must have the shape of the page's example result, and its
+// numbers must match this file's own computation over the raw events.
+
+/// The keys of a JSON object, to compare an answer's shape with a documented one.
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("expected an object, got {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// Druid's arithmetic `/`: 0 when dividing by 0.
+fn druid_divide(a: f64, b: f64) -> f64 {
+    if b == 0.0 { 0.0 } else { a / b }
+}
+
+#[test]
+fn druid_docs_timeseries_example() {
+    let fixture = Fixture::generated(3000, 6, 21);
+    let server = fixture.serve();
+    let rows = fixture.rows();
+    // druid.apache.org/docs/latest/querying/timeseriesquery, "An example timeseries query object".
+    let mut query = json!({
+      "queryType": "timeseries",
+      "dataSource": "wikipedia",
+      "granularity": "day",
+      "descending": "true",
+      "filter": {
+        "type": "and",
+        "fields": [
+          { "type": "selector", "dimension": "robot", "value": "false" },
+          { "type": "or",
+            "fields": [
+              { "type": "selector", "dimension": "namespace", "value": "article" },
+              { "type": "selector", "dimension": "language", "value": "en" }
+            ]
+          }
+        ]
+      },
+      "aggregations": [
+        { "type": "longSum", "name": "sample_name1", "fieldName": "count" },
+        { "type": "doubleSum", "name": "sample_name2", "fieldName": "added" }
+      ],
+      "postAggregations": [
+        { "type": "arithmetic",
+          "name": "sample_divide",
+          "fn": "/",
+          "fields": [
+            { "type": "fieldAccess", "name": "postAgg__sample_name1", "fieldName": "sample_name1" },
+            { "type": "fieldAccess", "name": "postAgg__sample_name2", "fieldName": "sample_name2" }
+          ]
+        }
+      ],
+      "intervals": [ "2013-08-31T00:00:00.000/2013-09-01T00:00:00.000" ]
+    });
+    let matching: Vec<Row> = rows
+        .iter()
+        .filter(|r| {
+            r.dim("robot") == "false" && (r.dim("namespace") == "article" || r.dim("language") == "en")
+        })
+        .cloned()
+        .collect();
+    assert!(!matching.is_empty() && matching.len() < rows.len(), "the filter should keep some rows, not all");
+    // The page's output: `timestamp` and a `result` object with each aggregator and post-aggregator.
+    let check = |answer: &Value, expected: &[(i64, Totals)], what: &str| {
+        let got = answer.as_array().unwrap_or_else(|| panic!("{what}: expected an array, got {answer}"));
+        assert_eq!(got.len(), expected.len(), "{what}: {answer}");
+        for (row, (bucket, t)) in got.iter().zip(expected) {
+            assert_eq!(keys(row), BTreeSet::from(["timestamp", "result"]), "{what}: {row}");
+            assert_eq!(row["timestamp"], iso(*bucket), "{what}: {answer}");
+            let result = &row["result"];
+            assert_eq!(
+                keys(result),
+                BTreeSet::from(["sample_name1", "sample_name2", "sample_divide"]),
+                "{what}"
+            );
+            let what = format!("{what} at {}: {result}", iso(*bucket));
+            assert_eq!(long(&result["sample_name1"], &what), t.events, "{what}");
+            assert_close(&result["sample_name2"], t.added, &what);
+            assert_close(&result["sample_divide"], druid_divide(t.events as f64, t.added), &what);
+        }
+    };
+    check(&server.native(&query), &[(DAY_START_MS, totals(&matching))], "the page's query");
+
+    // One day has one bucket; by the hour, `"descending": "true"` (a string) puts the latest first.
+    query["granularity"] = json!("hour");
+    let hourly: Vec<(i64, Totals)> = group_by(&matching, |r| hour_floor(r.time)).into_iter().rev().collect();
+    assert_eq!(hourly.len(), 6);
+    check(&server.native(&query), &hourly, "the page's query by the hour");
+}
+
+#[test]
+fn druid_docs_top_n_example() {
+    let fixture = Fixture::generated(5000, 6, 22);
+    let server = fixture.serve();
+    let rows = fixture.rows();
+    // druid.apache.org/docs/latest/querying/topnquery, "A topN query object looks like"; its
+    // interval already starts on 2013-08-31.
+    let query = json!({
+      "queryType": "topN",
+      "dataSource": "wikipedia",
+      "dimension": "page",
+      "threshold": 5,
+      "metric": "count",
+      "granularity": "all",
+      "filter": {
+        "type": "and",
+        "fields": [
+          {
+            "type": "selector",
+            "dimension": "robot",
+            "value": "false"
+          },
+          {
+            "type": "selector",
+            "dimension": "namespace",
+            "value": "article"
+          }
+        ]
+      },
+      "aggregations": [
+        {
+          "type": "longSum",
+          "name": "count",
+          "fieldName": "count"
+        },
+        {
+          "type": "doubleSum",
+          "name": "added",
+          "fieldName": "added"
+        }
+      ],
+      "postAggregations": [
+        {
+          "type": "arithmetic",
+          "name": "average",
+          "fn": "/",
+          "fields": [
+            {
+              "type": "fieldAccess",
+              "name": "added",
+              "fieldName": "added"
+            },
+            {
+              "type": "fieldAccess",
+              "name": "count",
+              "fieldName": "count"
+            }
+          ]
+        }
+      ],
+      "intervals": [
+        "2013-08-31T00:00:00.000/2013-09-03T00:00:00.000"
+      ]
+    });
+    let matching: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.dim("robot") == "false" && r.dim("namespace") == "article")
+        .cloned()
+        .collect();
+    let pages = group_by(&matching, |r| r.dim("page").to_string());
+    assert!(pages.len() > 5, "the fixture should have more than five article pages");
+    let counts: BTreeMap<String, f64> = pages.iter().map(|(p, t)| (p.clone(), t.events as f64)).collect();
+
+    let answer = server.native(&query);
+    // The page's output: one `timestamp` + `result` list; granularity all reports the first
+    // row's time of the segment.
+    let got = answer.as_array().unwrap_or_else(|| panic!("expected an array, got {answer}"));
+    assert_eq!(got.len(), 1, "{answer}");
+    assert_eq!(keys(&got[0]), BTreeSet::from(["timestamp", "result"]), "{answer}");
+    assert_eq!(got[0]["timestamp"], iso(fixture.min_time()), "{answer}");
+    let list = &got[0]["result"];
+    assert_top(list, "page", "count", &counts, 5, true);
+    for entry in list.as_array().unwrap() {
+        assert_eq!(keys(entry), BTreeSet::from(["page", "count", "added", "average"]), "{entry}");
+        let t = &pages[entry["page"].as_str().unwrap()];
+        assert_eq!(long(&entry["count"], "count"), t.events, "{entry}");
+        assert_close(&entry["added"], t.added, &format!("added in {entry}"));
+        assert_close(
+            &entry["average"],
+            druid_divide(t.added, t.events as f64),
+            &format!("average in {entry}"),
+        );
+    }
+}
+
+#[test]
+fn druid_docs_group_by_example() {
+    let fixture = Fixture::generated(20000, 6, 28);
+    let server = fixture.serve();
+    let rows = fixture.rows();
+    // druid.apache.org/docs/latest/querying/groupbyquery, "An example groupBy query object":
+    // carrier becomes robot, make becomes language, device becomes namespace; user_count and
+    // data_transfer become count and added.
+    let query = json!({
+      "queryType": "groupBy",
+      "dataSource": "wikipedia",
+      "granularity": "day",
+      "dimensions": ["country", "namespace"],
+      "limitSpec": { "type": "default", "limit": 5000, "columns": ["country", "added"] },
+      "filter": {
+        "type": "and",
+        "fields": [
+          { "type": "selector", "dimension": "robot", "value": "false" },
+          { "type": "or",
+            "fields": [
+              { "type": "selector", "dimension": "language", "value": "en" },
+              { "type": "selector", "dimension": "language", "value": "de" }
+            ]
+          }
+        ]
+      },
+      "aggregations": [
+        { "type": "longSum", "name": "total_usage", "fieldName": "count" },
+        { "type": "doubleSum", "name": "added", "fieldName": "added" }
+      ],
+      "postAggregations": [
+        { "type": "arithmetic",
+          "name": "avg_usage",
+          "fn": "/",
+          "fields": [
+            { "type": "fieldAccess", "fieldName": "added" },
+            { "type": "fieldAccess", "fieldName": "total_usage" }
+          ]
+        }
+      ],
+      "intervals": [ "2013-08-31T00:00:00.000/2013-09-01T00:00:00.000" ],
+      "having": {
+        "type": "greaterThan",
+        "aggregation": "total_usage",
+        "value": 100
+      }
+    });
+    let matching: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.dim("robot") == "false" && ["en", "de"].contains(&r.dim("language")))
+        .cloned()
+        .collect();
+    let groups = group_by(&matching, |r| (r.dim("country").to_string(), r.dim("namespace").to_string()));
+    // Having keeps the groups over 100 edits; the limitSpec orders them by country, then by
+    // the sum of added, both ascending.
+    let mut expected: Vec<(&(String, String), &Totals)> =
+        groups.iter().filter(|(_, t)| t.events > 100).collect();
+    expected.sort_by(|(a, ta), (b, tb)| a.0.cmp(&b.0).then(ta.added.total_cmp(&tb.added)));
+    assert!(expected.len() > 2 && expected.len() < groups.len(), "having should keep some groups, not all");
+    let by_dimensions: BTreeSet<&(String, String)> = expected.iter().map(|(k, _)| *k).collect();
+    assert!(
+        expected.iter().map(|(k, _)| *k).ne(by_dimensions),
+        "the fixture should order the groups by added otherwise than by their dimensions"
+    );
+
+    let answer = server.native(&query);
+    let got = answer.as_array().unwrap_or_else(|| panic!("expected an array, got {answer}"));
+    let group = |row: &Value| {
+        let dim = |d: &str| row["event"][d].as_str().unwrap_or_else(|| panic!("no {d} in {row}")).to_string();
+        (dim("country"), dim("namespace"))
+    };
+    let got_groups: Vec<(String, String)> = got.iter().map(group).collect();
+    let want_groups: Vec<(String, String)> = expected.iter().map(|(k, _)| (*k).clone()).collect();
+    assert_eq!(got_groups, want_groups, "{answer}");
+    // The page's output: `version`, `timestamp` and an `event` with the dimensions, aggregators
+    // and post-aggregator.
+    for (row, ((country, namespace), t)) in got.iter().zip(&expected) {
+        let what = format!("{country}/{namespace}: {row}");
+        assert_eq!(keys(row), BTreeSet::from(["version", "timestamp", "event"]), "{what}");
+        assert_eq!(row["version"], "v1", "{what}");
+        assert_eq!(row["timestamp"], "2013-08-31T00:00:00.000Z", "{what}");
+        let event = &row["event"];
+        let want = BTreeSet::from(["country", "namespace", "total_usage", "added", "avg_usage"]);
+        assert_eq!(keys(event), want, "{what}");
+        assert_eq!(long(&event["total_usage"], &what), t.events, "{what}");
+        assert_close(&event["added"], t.added, &what);
+        assert_close(&event["avg_usage"], druid_divide(t.added, t.events as f64), &what);
+    }
+}
+
+#[test]
+fn druid_docs_scan_example() {
+    let fixture = Fixture::generated(2000, 4, 23);
+    let server = fixture.serve();
+    let rows = fixture.rows();
+    let segments = fixture.visible_segments();
+    assert_eq!(segments.len(), 1);
+    // druid.apache.org/docs/latest/querying/scan-query, "An example Scan query object".
+    let mut query = json!({
+      "queryType": "scan",
+      "dataSource": "wikipedia",
+      "resultFormat": "list",
+      "columns":[],
+      "intervals": [
+        "2013-08-31/2013-09-01"
+      ],
+      "batchSize":20480,
+      "limit":3
+    });
+    // Empty columns: every column, as the page's example result lists them: the time, the
+    // dimensions, then the metrics, each in the spec's order.
+    let all_columns: Vec<&str> = ["__time"].iter().chain(&DIMENSIONS).chain(&METRICS).copied().collect();
+    // The row an event (as a column -> value map) stands for, checked column by column.
+    let check_event = |event: &BTreeMap<&str, &Value>, what: &str| {
+        let time = long(event["__time"], what);
+        let row = rows
+            .iter()
+            .find(|r| r.time == time && DIMENSIONS.iter().all(|d| event[d] == &json!(r.dim(d))))
+            .unwrap_or_else(|| panic!("{what}: no row has these values: {event:?}"));
+        assert_eq!(long(event["count"], what), row.events, "{what}: count of {event:?}");
+        assert_close(event["added"], row.added, what);
+        assert_close(event["deleted"], row.deleted, what);
+        assert_close(event["delta"], row.delta, what);
+        row.clone()
+    };
+    // The page's output: batches of `segmentId`, `columns` and `events`.
+    let batches = |answer: &Value, what: &str| -> Vec<Value> {
+        let batches = answer.as_array().unwrap_or_else(|| panic!("{what}: expected an array, got {answer}"));
+        let mut events = Vec::new();
+        for batch in batches {
+            for key in ["segmentId", "columns", "events"] {
+                assert!(batch.get(key).is_some(), "{what}: no {key} in {batch}");
+            }
+            assert_eq!(batch["segmentId"], segments[0]["id"], "{what}: {batch}");
+            assert_eq!(batch["columns"], json!(all_columns), "{what}: {batch}");
+            events.extend(
+                batch["events"].as_array().unwrap_or_else(|| panic!("{what}: {batch}")).iter().cloned(),
+            );
+        }
+        events
+    };
+
+    let events = batches(&server.native(&query), "list");
+    assert_eq!(events.len(), 3, "limit 3: {events:?}");
+    let mut seen = Vec::new();
+    for event in &events {
+        let object = event.as_object().unwrap_or_else(|| panic!("a list event is an object: {event}"));
+        assert_eq!(keys(event), all_columns.iter().copied().collect(), "{event}");
+        let by_name: BTreeMap<&str, &Value> = object.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let row = check_event(&by_name, "list");
+        assert!(!seen.contains(&row), "the same row twice: {event}");
+        seen.push(row);
+    }
+
+    // The page's second result format: each event an array in the order of `columns`.
+    query["resultFormat"] = json!("compactedList");
+    let events = batches(&server.native(&query), "compactedList");
+    assert_eq!(events.len(), 3, "limit 3: {events:?}");
+    for event in &events {
+        let values = event.as_array().unwrap_or_else(|| panic!("a compactedList event is an array: {event}"));
+        assert_eq!(values.len(), all_columns.len(), "{event}");
+        let by_name: BTreeMap<&str, &Value> = all_columns.iter().copied().zip(values).collect();
+        check_event(&by_name, "compactedList");
+    }
+}
+
+#[test]
+fn druid_docs_time_boundary_example() {
+    let fixture = Fixture::generated(2000, 4, 24);
+    let server = fixture.serve();
+    let rows = fixture.rows();
+    let (min, max) = (iso(fixture.min_time()), iso(fixture.max_time()));
+    // druid.apache.org/docs/latest/querying/timeboundaryquery: the grammar, whose `bound` and `and`
+    // filter are both optional, in each of its forms.
+    let query = |extra: Value| {
+        let mut q = json!({
+            "queryType" : "timeBoundary",
+            "dataSource": "wikipedia"
+        });
+        q.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        q
+    };
+    let filter = json!({ "type": "and", "fields": [
+        { "type": "selector", "dimension": "language", "value": "en" },
+        { "type": "selector", "dimension": "robot", "value": "true" }
+    ]});
+    let matching: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.dim("language") == "en" && r.dim("robot") == "true")
+        .map(|r| r.time)
+        .collect();
+    let (en_min, en_max) = (iso(*matching.iter().min().unwrap()), iso(*matching.iter().max().unwrap()));
+    assert!(en_min != min || en_max != max, "the filter should move a bound");
+
+    // The page's output: `timestamp` and a `result` with the bounds asked for.
+    let cases = [
+        (json!({}), json!([{"timestamp": min, "result": {"minTime": min, "maxTime": max}}])),
+        (json!({"bound": "maxTime"}), json!([{"timestamp": max, "result": {"maxTime": max}}])),
+        (json!({"bound": "minTime"}), json!([{"timestamp": min, "result": {"minTime": min}}])),
+        (
+            json!({"filter": filter}),
+            json!([{"timestamp": en_min, "result": {"minTime": en_min, "maxTime": en_max}}]),
+        ),
+        (
+            json!({"bound": "maxTime", "filter": filter}),
+            json!([{"timestamp": en_max, "result": {"maxTime": en_max}}]),
+        ),
+    ];
+    for (extra, expected) in cases {
+        let q = query(extra);
+        assert_eq!(server.native(&q), expected, "{q}");
+    }
+}
+
+#[test]
+fn druid_docs_segment_metadata_example() {
+    let fixture = Fixture::generated(2000, 4, 25);
+    let server = fixture.serve();
+    let rows = fixture.rows();
+    let segments = fixture.visible_segments();
+    assert_eq!(segments.len(), 1);
+    // druid.apache.org/docs/latest/querying/segmentmetadataquery; its interval, the year 2013,
+    // holds 2013-08-31 as it is.
+    let query = json!({
+      "queryType":"segmentMetadata",
+      "dataSource":"wikipedia",
+      "intervals":["2013-01-01/2014-01-01"]
+    });
+    let answer = server.native(&query);
+    let analyses = answer.as_array().unwrap_or_else(|| panic!("expected an array, got {answer}"));
+    assert_eq!(analyses.len(), 1, "one segment, one analysis: {answer}");
+    let analysis = &analyses[0];
+    // The page's output: these keys at least (analyses not asked for may be null).
+    for key in ["id", "intervals", "columns", "aggregators", "queryGranularity", "size", "numRows"] {
+        assert!(analysis.get(key).is_some(), "no {key} in {analysis}");
+    }
+    assert_eq!(analysis["id"], segments[0]["id"], "{analysis}");
+    assert_eq!(analysis["intervals"], json!([DAY_ISO]), "{analysis}");
+    assert_eq!(long(&analysis["numRows"], "numRows"), rows.len() as i64, "{analysis}");
+    num(&analysis["size"], "size");
+
+    let columns = &analysis["columns"];
+    let names: BTreeSet<&str> = ["__time"].iter().chain(&DIMENSIONS).chain(&METRICS).copied().collect();
+    assert_eq!(keys(columns), names, "{analysis}");
+    for name in names {
+        let column = &columns[name];
+        for key in ["type", "hasMultipleValues", "size", "cardinality", "errorMessage"] {
+            assert!(column.get(key).is_some(), "{name}: no {key} in {column}");
+        }
+        assert_eq!(column["hasMultipleValues"], false, "{name}: {column}");
+        assert_eq!(column["errorMessage"], Value::Null, "{name}: {column}");
+        num(&column["size"], name);
+        if DIMENSIONS.contains(&name) {
+            // Dimensions: STRING, with a cardinality and, by the default analysis types
+            // (cardinality, interval, minmax), their smallest and largest values.
+            assert_eq!(column["type"], "STRING", "{name}: {column}");
+            let values: BTreeSet<&str> = rows.iter().map(|r| r.dim(name)).collect();
+            assert_eq!(long(&column["cardinality"], name), values.len() as i64, "{name}: {column}");
+            assert_eq!(column["minValue"], json!(values.first().unwrap()), "{name}: {column}");
+            assert_eq!(column["maxValue"], json!(values.last().unwrap()), "{name}: {column}");
+        } else {
+            // The timestamp and metrics: no cardinality. (The page's FLOAT is what doubleSum
+            // metrics were before Druid stored doubles; they are DOUBLE now.)
+            let want = match name {
+                "__time" | "count" => "LONG",
+                _ => "DOUBLE",
+            };
+            assert_eq!(column["type"], want, "{name}: {column}");
+            assert_eq!(column["cardinality"], Value::Null, "{name}: {column}");
+        }
+    }
+}
+
+#[test]
+fn druid_docs_data_source_metadata_example() {
+    let fixture = Fixture::generated(2000, 4, 26);
+    let server = fixture.serve();
+    let max = iso(fixture.max_time());
+    // druid.apache.org/docs/latest/querying/datasourcemetadataquery, the grammar as it is.
+    let query = json!({
+        "queryType" : "dataSourceMetadata",
+        "dataSource": "wikipedia"
+    });
+    // The page's output: `timestamp` and the latest event's time, rollup aside.
+    assert_eq!(server.native(&query), json!([{"timestamp": max, "result": {"maxIngestedEventTime": max}}]));
 }
