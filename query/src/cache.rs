@@ -121,9 +121,17 @@ impl SegmentCache {
             None => self.storage.head(path).await.map_err(|e| failed(&e))?.size,
         };
         let mut reader = self.reader(path, size);
-        let reader_meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        let stored = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
             .await
             .map_err(|e| failed(&e))?;
+        // Row groups are decoded straight into the types queries use (string dimensions as
+        // views into the column's dictionary page), once, when they enter the cache.
+        let wanted = Arc::new(crate::table::query_schema(stored.schema()));
+        let reader_meta = ArrowReaderMetadata::try_new(
+            Arc::clone(stored.metadata()),
+            ArrowReaderOptions::new().with_schema(wanted),
+        )
+        .map_err(|e| failed(&e))?;
         let parquet = reader_meta.metadata();
         let description = parquet
             .file_metadata()

@@ -256,11 +256,12 @@ impl DataSourceTable {
     }
 
     /// Every batch of the table that may hold rows inside `ranges` (all rows when `None`),
-    /// clipped to what each segment serves and conformed to `schema` projected by
-    /// `projection`.
+    /// clipped to what each segment serves and, when `clip_to` is given, to those time ranges
+    /// exactly; conformed to `schema` projected by `projection`.
     pub async fn batches(
         &self,
         ranges: Option<&[Interval]>,
+        clip_to: Option<&[Interval]>,
         projection: Option<&[usize]>,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
         let projected: SchemaRef = match projection {
@@ -299,8 +300,13 @@ impl DataSourceTable {
         for (part, groups, batches) in loaded {
             for (group, batch) in groups.iter().zip(batches) {
                 let span = &part.meta.row_groups[*group];
-                let inside = part.serves.contains(span.min_time) && part.serves.contains(span.max_time);
-                let batch = if inside { batch } else { clip(&batch, part.serves)? };
+                let span = Interval { start: span.min_time, end: span.max_time.saturating_add(1) };
+                let keep: Vec<Interval> = match clip_to {
+                    None => vec![part.serves],
+                    Some(ranges) => ranges.iter().filter_map(|r| r.intersect(&part.serves)).collect(),
+                };
+                let inside = keep.iter().any(|k| k.start <= span.start && span.end <= k.end);
+                let batch = if inside { batch } else { clip(&batch, &keep)? };
                 if batch.num_rows() > 0 {
                     out.push(conform(&batch, &projected)?);
                 }
@@ -308,8 +314,12 @@ impl DataSourceTable {
         }
         if let Some(live) = &self.live {
             for batch in &live.batches {
+                let batch = match clip_to {
+                    None => batch.clone(),
+                    Some(ranges) => clip(batch, ranges)?,
+                };
                 if batch.num_rows() > 0 {
-                    out.push(conform(batch, &projected)?);
+                    out.push(conform(&batch, &projected)?);
                 }
             }
         }
@@ -328,8 +338,16 @@ impl TableProvider for DataSourceTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Filters only prune segments and row groups here; DataFusion still applies them.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        // Pure `__time` ranges are applied here, exactly (most rows of a query usually lie
+        // wholly inside them, so most batches need no filtering at all); every other filter
+        // only prunes segments and row groups, and DataFusion applies it.
+        Ok(filters
+            .iter()
+            .map(|f| match exact_time_ranges(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Inexact,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -344,7 +362,9 @@ impl TableProvider for DataSourceTable {
             (Some(a), None) => Some(a),
             (Some(a), Some(b)) => Some(intersect_ranges(&a, &b)),
         });
-        let batches = self.batches(ranges.as_deref(), projection.map(Vec::as_slice)).await?;
+        let exact = filters.iter().filter_map(exact_time_ranges).reduce(|a, b| intersect_ranges(&a, &b));
+        let batches =
+            self.batches(ranges.as_deref(), exact.as_deref(), projection.map(Vec::as_slice)).await?;
         let projected: SchemaRef = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => Arc::clone(&self.schema),
@@ -375,17 +395,40 @@ fn merged_schema(parts: &[TablePart], live: Option<&LiveSnapshot>) -> SchemaRef 
             if !fields.contains_key(field.name()) {
                 fields.insert(field.name().clone(), ordered.len());
                 // Older segments may lack the column: every column but time is nullable.
-                ordered.push(field.as_ref().clone().with_nullable(true));
+                let field = field.as_ref().clone().with_data_type(query_type(field.data_type()));
+                ordered.push(field.with_nullable(true));
             }
         }
     }
     Arc::new(Schema::new(ordered))
 }
 
-/// Keeps the rows whose time lies in `interval`.
-fn clip(batch: &RecordBatch, interval: Interval) -> Result<RecordBatch, DataFusionError> {
+/// The type a column has in queries: string dimensions, dictionary-encoded in segments and
+/// in the incremental index, become `Utf8View`, which DataFusion groups and compares several
+/// times faster than dictionaries of many values (a topN over 193k pages: 0.22 s against
+/// 0.85 s).
+pub fn query_type(stored: &DataType) -> DataType {
+    match stored {
+        DataType::Dictionary(_, value) if value.is_string() => DataType::Utf8View,
+        other => other.clone(),
+    }
+}
+
+/// A schema with every column in its [`query_type`].
+pub fn query_schema(stored: &Schema) -> Schema {
+    let fields: Vec<Field> = stored
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(query_type(f.data_type())))
+        .collect();
+    Schema::new_with_metadata(fields, stored.metadata().clone())
+}
+
+/// Keeps the rows whose time lies in one of `intervals`.
+fn clip(batch: &RecordBatch, intervals: &[Interval]) -> Result<RecordBatch, DataFusionError> {
     let times = time_values(batch)?;
-    let keep: BooleanArray = times.values().iter().map(|&t| Some(interval.contains(t))).collect();
+    let keep: BooleanArray =
+        times.values().iter().map(|&t| Some(intervals.iter().any(|i| i.contains(t)))).collect();
     Ok(filter_record_batch(batch, &keep)?)
 }
 
@@ -436,22 +479,38 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataF
 
 /// The time ranges a filter restricts `__time` to, when it does (`None`: no restriction known).
 pub fn time_ranges(filter: &Expr) -> Option<Vec<Interval>> {
+    ranges_of(filter, false)
+}
+
+/// The time ranges a filter keeps when it is nothing but a condition on `__time` (plain
+/// column against millisecond-exact timestamps), so the ranges are the filter.
+pub fn exact_time_ranges(filter: &Expr) -> Option<Vec<Interval>> {
+    ranges_of(filter, true)
+}
+
+fn ranges_of(filter: &Expr, exact: bool) -> Option<Vec<Interval>> {
     match filter {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
-            match (time_ranges(left), time_ranges(right)) {
+            match (ranges_of(left, exact), ranges_of(right, exact)) {
                 (Some(a), Some(b)) => Some(intersect_ranges(&a, &b)),
-                (a, b) => a.or(b),
+                (a, b) if !exact => a.or(b),
+                _ => None,
             }
         }
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
-            let mut both = time_ranges(left)?;
-            both.extend(time_ranges(right)?);
+            let mut both = ranges_of(left, exact)?;
+            both.extend(ranges_of(right, exact)?);
             Some(merge_intervals(both))
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (op, t) = match (is_time_column(left), is_time_column(right)) {
-                (true, false) => (*op, timestamp_millis(right)?),
-                (false, true) => (op.swap()?, timestamp_millis(left)?),
+            let is_time = |e: &Expr| {
+                if exact { matches!(e, Expr::Column(c) if c.name == TIME_COLUMN) } else { is_time_column(e) }
+            };
+            let millis =
+                |e: &Expr| timestamp_millis(e).filter(|&(_, precise)| precise || !exact).map(|(t, _)| t);
+            let (op, t) = match (is_time(left), is_time(right)) {
+                (true, false) => (*op, millis(right)?),
+                (false, true) => (op.swap()?, millis(left)?),
                 _ => return None,
             };
             let range = match op {
@@ -464,9 +523,9 @@ pub fn time_ranges(filter: &Expr) -> Option<Vec<Interval>> {
             };
             Some(vec![range])
         }
-        Expr::Between(between) if !between.negated && is_time_column(&between.expr) => {
-            let low = timestamp_millis(&between.low)?;
-            let high = timestamp_millis(&between.high)?;
+        Expr::Between(between) if !between.negated && is_time_column(&between.expr) && !exact => {
+            let (low, _) = timestamp_millis(&between.low)?;
+            let (high, _) = timestamp_millis(&between.high)?;
             Some(vec![Interval { start: low, end: high.saturating_add(1) }])
         }
         _ => None,
@@ -481,13 +540,14 @@ fn is_time_column(expr: &Expr) -> bool {
     }
 }
 
-fn timestamp_millis(expr: &Expr) -> Option<Millis> {
+/// A timestamp literal in milliseconds (rounded down), and whether that is exact.
+fn timestamp_millis(expr: &Expr) -> Option<(Millis, bool)> {
     let Expr::Literal(value, _) = expr else { return None };
     match value {
-        ScalarValue::TimestampMillisecond(Some(v), _) => Some(*v),
-        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1000),
-        ScalarValue::TimestampMicrosecond(Some(v), _) => Some(v.div_euclid(1000)),
-        ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000_000)),
+        ScalarValue::TimestampMillisecond(Some(v), _) => Some((*v, true)),
+        ScalarValue::TimestampSecond(Some(v), _) => Some((v.checked_mul(1000)?, true)),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => Some((v.div_euclid(1000), v % 1000 == 0)),
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some((v.div_euclid(1_000_000), v % 1_000_000 == 0)),
         _ => None,
     }
 }
@@ -508,4 +568,37 @@ pub fn merge_intervals(mut intervals: Vec<Interval>) -> Vec<Interval> {
 fn intersect_ranges(a: &[Interval], b: &[Interval]) -> Vec<Interval> {
     let both = a.iter().flat_map(|x| b.iter().filter_map(move |y| x.intersect(y))).collect();
     merge_intervals(both)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{col, lit};
+
+    use super::*;
+
+    fn at(t: Millis) -> Expr {
+        lit(ScalarValue::TimestampMillisecond(Some(t), Some("UTC".into())))
+    }
+
+    #[test]
+    fn exact_time_ranges_are_only_pure_time_conditions() {
+        let time = || col(TIME_COLUMN);
+        let day = time().gt_eq(at(0)).and(time().lt(at(100)));
+        assert_eq!(exact_time_ranges(&day), Some(vec![Interval { start: 0, end: 100 }]));
+        let two = day.clone().or(time().gt_eq(at(200)).and(time().lt(at(300))));
+        assert_eq!(
+            exact_time_ranges(&two),
+            Some(vec![Interval { start: 0, end: 100 }, Interval { start: 200, end: 300 }])
+        );
+        // A condition on another column only prunes.
+        let mixed = day.clone().and(col("page").eq(lit("a")));
+        assert_eq!(exact_time_ranges(&mixed), None);
+        assert_eq!(time_ranges(&mixed), Some(vec![Interval { start: 0, end: 100 }]));
+        // A microsecond bound between two milliseconds is not a millisecond range.
+        let micros = time().gt_eq(lit(ScalarValue::TimestampMicrosecond(Some(1500), None)));
+        assert_eq!(exact_time_ranges(&micros), None);
+        assert_eq!(time_ranges(&micros), Some(vec![Interval { start: 1, end: Millis::MAX }]));
+        let whole = time().lt(lit(ScalarValue::TimestampMicrosecond(Some(2000), None)));
+        assert_eq!(exact_time_ranges(&whole), Some(vec![Interval { start: Millis::MIN, end: 2 }]));
+    }
 }

@@ -165,7 +165,7 @@ async fn analyse(
 ) -> Result<Analysis, QueryError> {
     let need_rows = wants("cardinality") || wants("minmax");
     let batches = if need_rows && !included.is_empty() {
-        part.batches(None, None).await.map_err(|e| QueryError::Storage(e.strip_backtrace()))?
+        part.batches(None, None, None).await.map_err(|e| QueryError::Storage(e.strip_backtrace()))?
     } else {
         Vec::new()
     };
