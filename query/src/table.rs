@@ -28,6 +28,10 @@ use crate::cache::{SegmentCache, SegmentMeta};
 /// The name of the time column.
 pub const TIME_COLUMN: &str = "__time";
 
+/// Rows per batch a scan hands to DataFusion (DataFusion's own default batch size is 8192;
+/// larger slices cost less per batch and still spread over the partitions).
+const SCAN_SLICE_ROWS: usize = 65_536;
+
 /// The time column's type in every segment and snapshot.
 pub fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
@@ -369,10 +373,20 @@ impl TableProvider for DataSourceTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => Arc::clone(&self.schema),
         };
+        // Row groups can hold a million rows; zero-copy slices of them spread the work over
+        // every partition instead of one.
+        let slices: Vec<RecordBatch> = batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows())
+                    .step_by(SCAN_SLICE_ROWS)
+                    .map(move |at| b.slice(at, SCAN_SLICE_ROWS.min(b.num_rows() - at)))
+            })
+            .collect();
         let mut partitions: Vec<Vec<RecordBatch>> =
-            vec![Vec::new(); self.target_partitions.min(batches.len()).max(1)];
+            vec![Vec::new(); self.target_partitions.min(slices.len()).max(1)];
         let count = partitions.len();
-        for (i, batch) in batches.into_iter().enumerate() {
+        for (i, batch) in slices.into_iter().enumerate() {
             partitions[i % count].push(batch);
         }
         let exec = MemorySourceConfig::try_new_exec(&partitions, projected, None)?;
