@@ -14,7 +14,7 @@ use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory,
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{FileMetaData, KeyValue};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
@@ -130,6 +130,16 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
     Ok(Bytes::from(buffer))
 }
 
+/// The description braid wrote into a segment file's footer.
+pub fn footer_description(footer: &FileMetaData) -> Result<SegmentDescription, String> {
+    let json = footer
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == DESCRIPTION_KEY))
+        .and_then(|kv| kv.value.as_deref())
+        .ok_or_else(|| format!("footer has no \"{DESCRIPTION_KEY}\" metadata"))?;
+    serde_json::from_str(json).map_err(|e| format!("footer \"{DESCRIPTION_KEY}\" metadata: {e}"))
+}
+
 /// Reads a whole segment file back: its description and its rows.
 pub fn read_segment(
     bytes: Bytes,
@@ -138,14 +148,7 @@ pub fn read_segment(
     let error =
         |e: &dyn std::fmt::Display| SegmentError::Format { id: name.to_string(), message: e.to_string() };
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| error(&e))?;
-    let description = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|kv| kv.key == DESCRIPTION_KEY))
-        .and_then(|kv| kv.value.as_deref())
-        .ok_or_else(|| error(&format!("footer has no \"{DESCRIPTION_KEY}\" metadata")))?;
-    let description: SegmentDescription = serde_json::from_str(description).map_err(|e| error(&e))?;
+    let description = footer_description(builder.metadata().file_metadata()).map_err(|e| error(&e))?;
     let reader = builder.build().map_err(|e| error(&e))?;
     let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| error(&e))?;
     Ok((description, batches))

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
-use common::segment::SegmentDescription;
+use common::segment::{SegmentDescription, footer_description};
 use common::storage::DeepStorage;
 use common::time::Millis;
 use datafusion::error::DataFusionError;
@@ -26,9 +26,6 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
-
-/// The footer key holding a segment's description (written by `common::segment`).
-const DESCRIPTION_KEY: &str = "braid.segment";
 
 /// Bytes read from a file's end on the first request; enough for most segment footers.
 const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
@@ -133,13 +130,7 @@ impl SegmentCache {
         )
         .map_err(|e| failed(&e))?;
         let parquet = reader_meta.metadata();
-        let description = parquet
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|kv| kv.key == DESCRIPTION_KEY))
-            .and_then(|kv| kv.value.as_deref())
-            .ok_or_else(|| failed(&format!("no \"{DESCRIPTION_KEY}\" key in the footer")))?;
-        let description: SegmentDescription = serde_json::from_str(description).map_err(|e| failed(&e))?;
+        let description = footer_description(parquet.file_metadata()).map_err(|e| failed(&e))?;
         let time_index = reader_meta
             .schema()
             .index_of(crate::table::TIME_COLUMN)
