@@ -164,10 +164,8 @@ impl DataSourceTable {
                     .row_groups
                     .iter()
                     .filter(|g| g.min_time < p.serves.end && g.max_time >= p.serves.start);
-                let (first, last) = groups.fold(None, |span: Option<(Millis, Millis)>, g| match span {
-                    None => Some((g.min_time, g.max_time)),
-                    Some((lo, hi)) => Some((lo.min(g.min_time), hi.max(g.max_time))),
-                })?;
+                let first = groups.clone().map(|g| g.min_time).min()?;
+                let last = groups.map(|g| g.max_time).max()?;
                 Some(Interval { start: first.max(p.serves.start), end: last.min(p.serves.end - 1) + 1 })
             })
             .collect();
@@ -190,15 +188,7 @@ impl DataSourceTable {
     /// The newest row time: the segments' row-group maxima (within what each serves) and the
     /// live rows' newest.
     pub fn max_time(&self) -> Option<Millis> {
-        let stored = self.parts.iter().flat_map(|p| {
-            p.meta
-                .row_groups
-                .iter()
-                .filter(|g| g.min_time < p.serves.end && g.max_time >= p.serves.start)
-                .map(|g| g.max_time.min(p.serves.end - 1))
-        });
-        let live = self.live.as_ref().and_then(live_time_range).map(|(_, max)| max);
-        stored.chain(live).max()
+        self.data_extents().last().map(|extent| extent.end - 1)
     }
 
     /// The dimensions and metrics, newest definition first, as `/druid/v2/datasources` lists

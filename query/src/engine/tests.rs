@@ -246,3 +246,15 @@ async fn unknown_data_source_is_the_callers_error() {
     assert!(matches!(error, QueryError::UnknownDataSource(ref n) if n == "nope"), "{error:?}");
     assert_eq!(error.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_empty_buckets_drops_an_empty_all_row_only() {
+    let storage = fixture().await;
+    let engine = engine(&storage);
+    let mut query = timeseries(json!("all"), "2013-08-31/2013-09-01");
+    query["context"] = json!({"skipEmptyBuckets": true});
+    let answer = engine.native(&query).await.unwrap();
+    assert_eq!(answer[0]["result"]["events"], 5, "{answer}");
+    query["filter"] = json!({"type": "selector", "dimension": "page", "value": "nowhere"});
+    assert_eq!(engine.native(&query).await.unwrap(), json!([]));
+}

@@ -9,8 +9,8 @@ mod translate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
 use common::spec::kind_of;
 use common::time::{Interval, format_iso};
 use datafusion::common::Column;
@@ -327,8 +327,8 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
     let aggregated = filtered.clone().aggregate(group, aggregates).map_err(df_error)?;
     let mut batches = collect(aggregated).await?;
     if all {
-        let matched = sum_column(&batches, ROWS_MATCHED)?;
-        batches = batches.iter().map(|b| without_column(b, ROWS_MATCHED)).collect::<Result<_, _>>()?;
+        let matched = sum_column(&batches, ROWS_MATCHED);
+        batches = batches.iter().map(|b| without_column(b, ROWS_MATCHED)).collect();
         if skip_empty && matched == 0 {
             batches.clear();
         }
@@ -352,9 +352,7 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
             batches.push(empty_rows(&schema, &missing, &aggregation)?);
         }
     }
-    // Granularity `all` reports the first row's time, or the query's start without rows.
-    let query_start = intervals.iter().map(|i| i.start).min().unwrap_or(0);
-    let all_timestamp = covered.first().map_or(query_start, |c| c.start);
+    let all_timestamp = first_row_time(&covered, &intervals);
     let mut rows = post_aggregated(&ctx, batches, &aggregation).await?;
     rows.sort_by_key(|(t, _)| *t);
     if descending {
@@ -381,22 +379,27 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
 }
 
 /// The sum of an integer column over batches.
-fn sum_column(batches: &[RecordBatch], column: &str) -> Result<i64, QueryError> {
-    let mut total = 0;
-    for batch in batches {
-        let values = json::columns(batch)?;
-        let index = batch.schema().index_of(column).map_err(|e| QueryError::Execution(e.to_string()))?;
-        total += (0..batch.num_rows()).filter_map(|r| values[index].value(r).as_i64()).sum::<i64>();
-    }
-    Ok(total)
+fn sum_column(batches: &[RecordBatch], column: &str) -> i64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name(column))
+        .filter_map(|c| c.as_primitive_opt::<Int64Type>().and_then(arrow::compute::sum))
+        .sum()
 }
 
-fn without_column(batch: &RecordBatch, column: &str) -> Result<RecordBatch, QueryError> {
+fn without_column(batch: &RecordBatch, column: &str) -> RecordBatch {
     let mut batch = batch.clone();
     if let Ok(index) = batch.schema().index_of(column) {
         batch.remove_column(index);
     }
-    Ok(batch)
+    batch
+}
+
+/// The timestamp Druid gives a granularity-`all` result: the first row's time, as its cursor
+/// over the data starts there, or the query's start when no data lies in its intervals.
+fn first_row_time(covered: &[Interval], intervals: &[Interval]) -> i64 {
+    let query_start = intervals.iter().map(|i| i.start).min().unwrap_or(0);
+    covered.first().map_or(query_start, |c| c.start)
 }
 
 /// Aggregated rows with the post-aggregators added, as (bucket, object).
@@ -539,9 +542,7 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     if all {
         df = df.limit(0, Some(threshold)).map_err(df_error)?;
     }
-    // Granularity `all` reports the first row's time, as Druid's cursor over the data does.
-    let first_row = covered.first().map_or(intervals[0].start, |c| c.start);
-    let rows = rows_by_bucket(&collect(df).await?, first_row)?;
+    let rows = rows_by_bucket(&collect(df).await?, first_row_time(&covered, &intervals))?;
     let mut buckets: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
     for (t, row) in rows {
         let entries = buckets.entry(t).or_default();
