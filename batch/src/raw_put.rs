@@ -10,9 +10,8 @@
 
 use std::io::Read;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use common::archive::{ArchivePart, DEFAULT_MAX_PART_BYTES, HourlyArchive};
+use common::archive::{ArchivePart, DEFAULT_MAX_PART_BYTES, HourlyArchive, RejectedLine, rejects_part};
 use common::input::{Lines, is_blank};
 use common::rollup::event_time;
 use common::spec::DataSourceSpec;
@@ -56,23 +55,6 @@ pub struct StoredPart {
     pub bytes: u64,
     /// False when identical content was already there.
     pub created: bool,
-}
-
-/// A line that could not be placed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RejectedLine {
-    /// The input it came from.
-    pub source: String,
-    /// 1-based line number.
-    pub line: u64,
-    /// Why.
-    pub error: String,
-    /// The line, when it is UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-    /// The line in base64, when it is not UTF-8.
-    #[serde(rename = "rawBase64", skip_serializing_if = "Option::is_none")]
-    pub raw_base64: Option<String>,
 }
 
 /// What `raw put` did.
@@ -181,13 +163,13 @@ fn read_input(
                     }
                 }
             }
-            Ok(time) => outcome.rejects.push(rejected(
+            Ok(time) => outcome.rejects.push(RejectedLine::new(
                 &name,
                 number,
                 format!("event time {time} ms is outside years 0000-9999"),
                 line,
             )),
-            Err(e) => outcome.rejects.push(rejected(&name, number, e.to_string(), line)),
+            Err(e) => outcome.rejects.push(RejectedLine::new(&name, number, e.to_string(), line)),
         }
     }
     for part in archive.finish() {
@@ -200,14 +182,6 @@ fn read_input(
 
 fn layout_can_hold(time: Millis) -> bool {
     (layouts::MIN_PATH_MILLIS..=layouts::MAX_PATH_MILLIS).contains(&time)
-}
-
-fn rejected(source: &str, line: u64, error: String, bytes: &[u8]) -> RejectedLine {
-    let (raw, raw_base64) = match std::str::from_utf8(bytes) {
-        Ok(text) => (Some(text.to_string()), None),
-        Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(bytes))),
-    };
-    RejectedLine { source: source.to_string(), line, error, raw, raw_base64 }
 }
 
 async fn store_part(
@@ -238,12 +212,7 @@ async fn store_rejects(
     spec: &DataSourceSpec,
     rejects: &[RejectedLine],
 ) -> Result<String, BatchError> {
-    let mut archive = HourlyArchive::new(u64::MAX);
-    for reject in rejects {
-        let line = serde_json::to_vec(reject).expect("rejects serialize");
-        archive.add(0, &line);
-    }
-    let part = archive.finish().remove(0);
+    let part = rejects_part(rejects);
     let name = format!("put-{}.json.gz", part.content_hash);
     let path = layouts::rejects_path(&spec.data_source, &name)
         .map_err(|e| BatchError::InvalidRequest(e.to_string()))?;

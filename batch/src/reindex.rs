@@ -19,7 +19,7 @@ use common::catalog::{
 };
 use common::input::{Lines, is_blank};
 use common::rollup::{Ranks, RollupIndex, RollupSchema};
-use common::segment::{SegmentDescription, segment_id, write_segment};
+use common::segment::{encode_index_rows, segment_id};
 use common::spec::DataSourceSpec;
 use common::storage::DeepStorage;
 use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
@@ -585,20 +585,7 @@ fn encode_one(
     let started = Instant::now();
     let data_source = spec.data_source.as_str();
     let id = segment_id(data_source, interval, version, partition);
-    let (batch, dimensions) = index.record_batch(rows, ranks);
-    let built = started.elapsed();
-    let description = SegmentDescription {
-        id: id.clone(),
-        data_source: data_source.to_string(),
-        interval: interval.to_string(),
-        version: version.to_string(),
-        partition,
-        dimensions,
-        metrics: spec.metrics.clone(),
-        query_granularity: spec.granularity.query.name().to_string(),
-        rollup: spec.granularity.rollup,
-    };
-    let bytes = write_segment(&batch, &description)?;
+    let bytes = encode_index_rows(index, ranks, rows, interval, version, partition)?;
     let encoded = started.elapsed();
     let path = SegmentPath::new(spec.data_source.clone(), interval.start, interval.end, version, partition)
         .map_err(|e| BatchError::InvalidRequest(e.to_string()))?
@@ -608,8 +595,7 @@ fn encode_one(
     debug!(
         id,
         rows = rows.len(),
-        build_seconds = built.as_secs_f64(),
-        encode_seconds = (encoded - built).as_secs_f64(),
+        encode_seconds = encoded.as_secs_f64(),
         write_seconds = (started.elapsed() - encoded).as_secs_f64(),
         "Wrote a segment."
     );

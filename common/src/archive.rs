@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use base64::Engine as _;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::time::{Granularity, Millis};
@@ -58,12 +60,7 @@ impl HourlyArchive {
     /// filled one.
     pub fn add(&mut self, event_time: Millis, line: &[u8]) -> Option<ArchivePart> {
         let hour_start = Granularity::Hour.truncate(event_time);
-        let part = self.open.entry(hour_start).or_insert_with(|| OpenPart {
-            encoder: GzEncoder::new(Vec::new(), Compression::new(6)),
-            hasher: Sha256::new(),
-            lines: 0,
-            raw_bytes: 0,
-        });
+        let part = self.open.entry(hour_start).or_insert_with(OpenPart::new);
         // Writes into a Vec cannot fail.
         let _ = part.encoder.write_all(line);
         let _ = part.encoder.write_all(b"\n");
@@ -81,6 +78,56 @@ impl HourlyArchive {
     /// Finishes every open part, in hour order.
     pub fn finish(self) -> Vec<ArchivePart> {
         self.open.into_iter().map(|(hour, part)| finish(hour, part)).collect()
+    }
+}
+
+/// A line that could not be placed in the archive (bad JSON, no usable timestamp), kept aside
+/// with where it came from and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectedLine {
+    /// The input it came from: a file name, or a Kafka topic, partition and offset.
+    pub source: String,
+    /// 1-based line number within the source.
+    pub line: u64,
+    /// Why.
+    pub error: String,
+    /// The line, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// The line in base64, when it is not UTF-8.
+    #[serde(rename = "rawBase64", skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+}
+
+impl RejectedLine {
+    /// A rejected line, its bytes kept as text when they are UTF-8 and in base64 otherwise.
+    pub fn new(source: impl Into<String>, line: u64, error: String, bytes: &[u8]) -> Self {
+        let (raw, raw_base64) = match std::str::from_utf8(bytes) {
+            Ok(text) => (Some(text.to_string()), None),
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(bytes))),
+        };
+        Self { source: source.into(), line, error, raw, raw_base64 }
+    }
+}
+
+/// Rejected lines as one gzip file of JSON objects, one per line (its content hash can name it).
+pub fn rejects_part(rejects: &[RejectedLine]) -> ArchivePart {
+    let mut archive = HourlyArchive::new(u64::MAX);
+    for reject in rejects {
+        let line = serde_json::to_vec(reject).expect("rejects serialize");
+        archive.add(0, &line);
+    }
+    archive.finish().pop().unwrap_or_else(|| finish(0, OpenPart::new()))
+}
+
+impl OpenPart {
+    fn new() -> Self {
+        Self {
+            encoder: GzEncoder::new(Vec::new(), Compression::new(6)),
+            hasher: Sha256::new(),
+            lines: 0,
+            raw_bytes: 0,
+        }
     }
 }
 

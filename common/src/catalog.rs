@@ -84,7 +84,7 @@ pub struct SegmentRecord {
     /// Partition number within (interval, version).
     pub partition: u32,
     /// How many partitions the (interval, version) set has; the set is complete when all are
-    /// present.
+    /// present. Zero marks an appendable set (the stream's), complete with any partitions.
     pub partitions: u32,
     /// Rollup rows.
     pub rows: u64,
@@ -163,6 +163,13 @@ pub enum Action {
         /// One per Kafka partition.
         offsets: Vec<OffsetMove>,
     },
+    /// Forgets the stream's offsets of some partitions (the supervisor API's reset): the stream
+    /// starts them again from its start position.
+    #[serde(rename_all = "camelCase")]
+    ResetOffsets {
+        /// Kafka partitions.
+        partitions: Vec<i32>,
+    },
     /// Raw-file fingerprints of batch-built intervals.
     #[serde(rename_all = "camelCase")]
     RecordFingerprints {
@@ -238,7 +245,9 @@ impl CatalogState {
                         }
                     }
                 }
-                Action::DropSegments { .. } | Action::RecordFingerprints { .. } => {}
+                Action::DropSegments { .. }
+                | Action::ResetOffsets { .. }
+                | Action::RecordFingerprints { .. } => {}
             }
         }
         Ok(())
@@ -264,6 +273,11 @@ impl CatalogState {
                 Action::SetOffsets { offsets } => {
                     for change in offsets {
                         self.offsets.insert(change.partition, change.end);
+                    }
+                }
+                Action::ResetOffsets { partitions } => {
+                    for partition in partitions {
+                        self.offsets.remove(partition);
                     }
                 }
                 Action::RecordFingerprints { fingerprints } => {

@@ -20,6 +20,7 @@ use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::rollup::{Ranks, RollupIndex};
 use crate::spec::{DimensionSpec, MetricSpec};
 use crate::time::{Interval, format_iso};
 
@@ -128,6 +129,33 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
     }
     writer.close().map_err(|e| error(&e))?;
     Ok(Bytes::from(buffer))
+}
+
+/// Encodes some rows of an index (in the order given) as the segment file of one partition of
+/// (interval, version); the batch indexer and the stream's checkpoint both write through here.
+pub fn encode_index_rows(
+    index: &RollupIndex,
+    ranks: &Ranks,
+    rows: &[u32],
+    interval: Interval,
+    version: &str,
+    partition: u32,
+) -> Result<Bytes, SegmentError> {
+    let spec = index.schema().spec();
+    let data_source = spec.data_source.as_str();
+    let (batch, dimensions) = index.record_batch(rows, ranks);
+    let description = SegmentDescription {
+        id: segment_id(data_source, interval, version, partition),
+        data_source: data_source.to_string(),
+        interval: interval.to_string(),
+        version: version.to_string(),
+        partition,
+        dimensions,
+        metrics: spec.metrics.clone(),
+        query_granularity: spec.granularity.query.name().to_string(),
+        rollup: spec.granularity.rollup,
+    };
+    write_segment(&batch, &description)
 }
 
 /// The description braid wrote into a segment file's footer.

@@ -60,11 +60,15 @@ impl Timeline {
         for ((interval, version), mut members) in sets {
             members.sort_by_key(|s| s.partition);
             let expected = members[0].partitions;
-            let is_complete = members.len() as u32 == expected
-                && members
-                    .iter()
-                    .enumerate()
-                    .all(|(i, s)| s.partition == i as u32 && s.partitions == expected);
+            // Druid's numbered shard spec with zero core partitions: an appendable set (the
+            // stream's, one partition per checkpoint) is complete with whatever it holds.
+            let appendable = members.iter().all(|s| s.partitions == 0);
+            let is_complete = appendable
+                || members.len() as u32 == expected
+                    && members
+                        .iter()
+                        .enumerate()
+                        .all(|(i, s)| s.partition == i as u32 && s.partitions == expected);
             if is_complete {
                 complete.push((interval, version, members));
             } else {
@@ -186,6 +190,19 @@ mod tests {
         let t = Timeline::build([&old, &partial, &rest]);
         assert_eq!(t.chunks()[0].version, "v2");
         assert_eq!(t.chunks()[0].segments.len(), 2);
+    }
+
+    #[test]
+    fn appendable_sets_are_complete_with_any_partitions() {
+        let first = seg("2013-08-31T05/2013-08-31T06", "v0", 0, 0);
+        let third = seg("2013-08-31T05/2013-08-31T06", "v0", 2, 0);
+        let t = Timeline::build([&first, &third]);
+        assert_eq!(t.chunks().len(), 1);
+        assert_eq!(t.chunks()[0].segments.len(), 2);
+        assert_eq!(t.visibility(&third.id), Some(Visibility::Visible));
+        let batch = seg("2013-08-31/2013-09-01", "v1", 0, 1);
+        let t = Timeline::build([&first, &third, &batch]);
+        assert_eq!(t.visibility(&first.id), Some(Visibility::Overshadowed));
     }
 
     #[test]
