@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use common::catalog::{Catalog, CatalogState};
+use common::catalog::{Catalog, CatalogState, Origin};
 use common::storage::DeepStorage;
+use common::time::Interval;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -118,11 +119,22 @@ impl QueryEngine {
         let view = self.catalog_view(&name).await?;
         let view = view.lock().await;
         // After the catalog: the live rows are those this catalog state does not hold.
-        let live = self.live_source(data_source).map(|source| source.snapshot(view.state.seq));
+        let mut live = self.live_source(data_source).map(|source| source.snapshot(&view.state));
         if view.state.seq == 0 && live.is_none() {
             return Err(QueryError::UnknownDataSource(data_source.to_string()));
         }
         let timeline = view.state.timeline();
+        if let Some(live) = &mut live {
+            // Time a batch version serves is the batch's alone: the stream stops indexing it,
+            // but rows it folded before the batch landed would otherwise count twice.
+            let batch_owned: Vec<Interval> = timeline
+                .chunks()
+                .iter()
+                .filter(|chunk| chunk.segments.iter().any(|s| s.origin == Origin::Batch))
+                .map(|chunk| chunk.interval)
+                .collect();
+            live.clip_out(&batch_owned).map_err(|e| QueryError::Execution(e.strip_backtrace()))?;
+        }
         let metas = timeline.chunks().iter().flat_map(|chunk| {
             chunk.segments.iter().filter_map(move |segment| {
                 let path = segment.path.clone()?;

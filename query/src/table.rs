@@ -11,7 +11,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisec
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
-use common::catalog::SegmentRecord;
+use common::catalog::{CatalogState, SegmentRecord};
 use common::rollup::RollupIndex;
 use common::spec::{DimensionSpec, MetricSpec};
 use common::time::{Interval, Millis};
@@ -41,14 +41,15 @@ pub fn time_type() -> DataType {
 ///
 /// A query reads the dataSource's catalog first, then asks the source for the rows that state
 /// of the catalog does not hold, so every row is counted exactly once, before, during and after
-/// a hand-off from memory to segments. The source keeps the rows of each commit it makes
-/// (tagged with the commit's catalog sequence number) until no query can still be reading a
-/// catalog state older than that commit; keeping the last commit's rows until the next commit
-/// is enough, since a query reads the catalog immediately before it asks.
+/// a hand-off from memory to segments. The stream tells by its Kafka offsets: rows are in the
+/// catalog once the catalog's offsets have moved past the messages they came from. The source
+/// keeps the rows of each hand-off until no query can still be reading a catalog state older
+/// than its commit; keeping the last commit's rows until the next commit is enough, since a
+/// query reads the catalog immediately before it asks.
 pub trait LiveSource: Send + Sync + fmt::Debug {
-    /// The rows not in the dataSource's catalog as of sequence number `catalog_seq`: rows not
-    /// published yet, and rows published by a commit numbered above `catalog_seq`.
-    fn snapshot(&self, catalog_seq: u64) -> LiveSnapshot;
+    /// The rows the catalog in state `catalog` does not hold: rows not published yet, and rows
+    /// published by a commit that state does not include.
+    fn snapshot(&self, catalog: &CatalogState) -> LiveSnapshot;
 }
 
 /// Rows a [`LiveSource`] holds at one moment, in the segment column layout (`__time` as
@@ -70,15 +71,63 @@ pub struct LiveSnapshot {
 impl LiveSnapshot {
     /// A snapshot of every row of an incremental index, in the index's own row order.
     pub fn from_index(index: &RollupIndex, segment_id: &str) -> Self {
-        let rows: Vec<u32> = (0..index.rows() as u32).collect();
-        let (batch, dimensions) = index.record_batch(&rows, &index.ranks());
+        Self::from_indexes(&[index], segment_id)
+    }
+
+    /// A snapshot of every row of several indexes of one dataSource (the stream's open index
+    /// and the ones being handed off), one batch each. Their columns may differ when
+    /// schemaless discovery found new dimensions; the snapshot's schema is their union.
+    pub fn from_indexes(indexes: &[&RollupIndex], segment_id: &str) -> Self {
+        let mut batches = Vec::with_capacity(indexes.len());
+        let mut fields: Vec<Field> = Vec::new();
+        let mut dimensions: Vec<DimensionSpec> = Vec::new();
+        let mut metrics = Vec::new();
+        for index in indexes.iter().filter(|index| index.rows() > 0 || indexes.len() == 1) {
+            let rows: Vec<u32> = (0..index.rows() as u32).collect();
+            let (batch, dims) = index.record_batch(&rows, &index.ranks());
+            for field in batch.schema().fields() {
+                if !fields.iter().any(|f| f.name() == field.name()) {
+                    fields.push(field.as_ref().clone().with_nullable(field.name() != TIME_COLUMN));
+                }
+            }
+            for dim in dims {
+                if !dimensions.iter().any(|d| d.name == dim.name) {
+                    dimensions.push(dim);
+                }
+            }
+            metrics = index.schema().spec().metrics.clone();
+            batches.push(batch);
+        }
+        if batches.is_empty() {
+            // Every index is empty: the first one's columns, no rows.
+            let (batch, dims) = indexes[0].record_batch(&[], &indexes[0].ranks());
+            fields = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            dimensions = dims;
+            metrics = indexes[0].schema().spec().metrics.clone();
+            batches.push(batch);
+        }
         Self {
             segment_id: segment_id.to_string(),
-            schema: batch.schema(),
-            batches: vec![batch],
+            schema: Arc::new(Schema::new(fields)),
+            batches,
             dimensions,
-            metrics: index.schema().spec().metrics.clone(),
+            metrics,
         }
+    }
+
+    /// Leaves out the rows whose time lies in one of `intervals` (time a batch version owns:
+    /// its segments hold those events, so the stream's copy must not count again).
+    pub fn clip_out(&mut self, intervals: &[Interval]) -> Result<(), DataFusionError> {
+        if intervals.is_empty() {
+            return Ok(());
+        }
+        for batch in &mut self.batches {
+            let times = time_values(batch)?;
+            let keep: BooleanArray =
+                times.values().iter().map(|&t| Some(!intervals.iter().any(|i| i.contains(t)))).collect();
+            *batch = filter_record_batch(batch, &keep)?;
+        }
+        Ok(())
     }
 
     /// Rows in the snapshot.

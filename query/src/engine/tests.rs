@@ -129,7 +129,7 @@ async fn a_running_engine_sees_a_new_version() {
 struct IndexSource(Mutex<RollupIndex>);
 
 impl LiveSource for IndexSource {
-    fn snapshot(&self, _catalog_seq: u64) -> crate::table::LiveSnapshot {
+    fn snapshot(&self, _catalog: &CatalogState) -> crate::table::LiveSnapshot {
         crate::table::LiveSnapshot::from_index(&self.0.lock().unwrap(), "wiki_live")
     }
 }
@@ -143,7 +143,8 @@ struct Generations {
 }
 
 impl LiveSource for Generations {
-    fn snapshot(&self, catalog_seq: u64) -> crate::table::LiveSnapshot {
+    fn snapshot(&self, catalog: &CatalogState) -> crate::table::LiveSnapshot {
+        let catalog_seq = catalog.seq;
         self.asked.lock().unwrap().push(catalog_seq);
         let mut index = RollupIndex::new(RollupSchema::new(&spec()));
         let unheld =
@@ -179,13 +180,21 @@ async fn live_rows_a_commit_already_holds_are_counted_once() {
     assert_eq!(*source.asked.lock().unwrap(), vec![seq]);
 
     // Published by a commit after the state the query read: still counted from memory.
+    let hour4 = events(4, &[(0, "a", "en", 200)]);
     let later = Arc::new(Generations {
-        generations: vec![(Some(seq + 1), hour2), (None, hour3)],
+        generations: vec![(Some(seq + 1), hour3), (None, hour4)],
         asked: Mutex::new(Vec::new()),
     });
     engine.attach_live("wiki", later);
     let answer = engine.native(&query).await.unwrap();
-    assert_eq!(answer[0]["result"], json!({"rows": 7, "events": 8, "added": 155}));
+    assert_eq!(answer[0]["result"], json!({"rows": 6, "events": 7, "added": 331}));
+
+    // Time a batch version owns is the batch's alone: rows the stream still holds there (it
+    // folded them before the batch landed) are not counted again.
+    let stale = Arc::new(Generations { generations: vec![(None, hour2)], asked: Mutex::new(Vec::new()) });
+    engine.attach_live("wiki", stale);
+    let answer = engine.native(&query).await.unwrap();
+    assert_eq!(answer[0]["result"], json!({"rows": 4, "events": 5, "added": 31}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
