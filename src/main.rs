@@ -49,6 +49,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Serve Druid's query API (native queries and SQL) over the segments in deep storage.
     Serve(ServeArgs),
+    /// The streaming daemon: consume each spec's Kafka topic into fresh rollups, served by the
+    /// query API at once and checkpointed to deep storage exactly once.
+    Stream(StreamArgs),
     /// Run one query, against a running server (--url) or straight against deep storage.
     Query(QueryArgs),
 }
@@ -162,6 +165,28 @@ struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+struct StreamArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// A Druid Kafka supervisor spec (or a file holding several); every dataSource in it is
+    /// ingested. More can be posted to /druid/indexer/v1/supervisor at runtime.
+    #[arg(long, env = "BRAID_SPEC")]
+    spec: Option<PathBuf>,
+    /// Raw archive path template under the deep-storage root.
+    #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
+    raw_layout: String,
+    /// Only these partitions of each topic (e.g. 0,2), so several daemons can split a topic.
+    #[arg(long, value_delimiter = ',')]
+    partitions: Option<Vec<i32>>,
+    /// Address to listen on.
+    #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
+    listen: String,
+    /// Memory for decoded segment rows, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    cache_mib: usize,
+}
+
+#[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("target").required(true).args(["url", "deep_storage"]))]
 #[command(group = clap::ArgGroup::new("text").required(true).args(["sql", "json"]))]
 struct QueryArgs {
@@ -215,6 +240,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Segments(args) => segments(args).await,
         Command::Generate(args) => generate(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Stream(args) => stream_daemon(args).await,
         Command::Query(args) => query(args).await,
     }
 }
@@ -343,6 +369,33 @@ async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Serving queries.");
     let engine = query_engine(storage, args.cache_mib);
     query::server::serve(listener, engine, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn stream_daemon(args: StreamArgs) -> Result<()> {
+    let mut specs = Vec::new();
+    if let Some(path) = &args.spec {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
+        let loaded = load_specs(&text, &path.display().to_string())?;
+        if !loaded.ignored_fields.is_empty() {
+            warn!(spec = %path.display(), fields = %loaded.ignored_fields.join(", "), "Spec fields accepted but not used by braid.");
+        }
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        specs.extend(loaded.specs.into_iter().map(|spec| (spec, json.clone())));
+    }
+    let storage = open_storage(&args.storage)?;
+    let raw_layout = RawLayout::parse(&args.raw_layout)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let engine = query_engine(storage.clone(), args.cache_mib);
+    let options = stream::StreamOptions { storage, raw_layout, specs, partitions: args.partitions };
+    // Scripts and tests wait for this line rather than polling the port.
+    println!("braid streaming; Druid queries on http://{address}");
+    tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Streaming.");
+    stream::run(options, engine, listener, shutdown_signal()).await?;
     Ok(())
 }
 

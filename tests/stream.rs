@@ -1,0 +1,459 @@
+//! `braid stream` against librdkafka's mock cluster (a Kafka-protocol broker in this test
+//! process): events are queryable while they stream, a clean stop checkpoints them, and a
+//! daemon killed with SIGKILL at random moments, a second daemon on the same partitions and
+//! broker faults never lose or double count an event. Also the supervisor, push and metrics
+//! APIs.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use flate2::read::MultiGzDecoder;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use serde_json::{Value, json};
+
+const TOPIC: &str = "wiki";
+/// 2013-08-31T00:00:00Z.
+const DAY: i64 = 1_377_907_200_000;
+const HOUR: i64 = 3_600_000;
+
+/// A mock cluster with the topic in two partitions.
+fn broker() -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 2, 1).unwrap();
+    cluster
+}
+
+/// Event `i`: spread over three hours and 40 pages, `added` = i.
+fn event(i: u64) -> (i64, String) {
+    let ts = DAY + (i as i64 * 7_919) % (3 * HOUR);
+    let lang = if i.is_multiple_of(3) { "de" } else { "en" };
+    (ts, format!(r#"{{"ts": {ts}, "page": "page-{}", "lang": "{lang}", "added": {i}}}"#, i % 40))
+}
+
+/// Produces events `range` (message time = event time) and raw extra payloads; waits for the
+/// broker's acknowledgements.
+fn produce(bootstrap: &str, range: std::ops::Range<u64>, extra: &[&str]) {
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    for i in range {
+        let (ts, payload) = event(i);
+        let key = i.to_string();
+        let record =
+            BaseRecord::<str, str>::to(TOPIC).key(key.as_str()).payload(payload.as_str()).timestamp(ts);
+        send(&producer, record);
+    }
+    for payload in extra {
+        send(&producer, BaseRecord::<str, str>::to(TOPIC).key("x").payload(payload));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn send<'a>(producer: &BaseProducer, mut record: BaseRecord<'a, str, str>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                // Queue full: let deliveries drain.
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+        }
+    }
+}
+
+fn write_spec(dir: &Path, bootstrap: &str, tuning: Value) -> PathBuf {
+    let mut tuning_config = json!({"type": "kafka", "maxRowsInMemory": 5000, "checkpointPeriod": "PT2S"});
+    tuning_config.as_object_mut().unwrap().extend(tuning.as_object().unwrap().clone());
+    let spec = json!({
+        "type": "kafka",
+        "spec": {
+            "dataSchema": {
+                "dataSource": "wiki",
+                "timestampSpec": {"column": "ts", "format": "millis"},
+                "dimensionsSpec": {"dimensions": ["page", "lang"]},
+                "metricsSpec": [
+                    {"type": "count", "name": "count"},
+                    {"type": "longSum", "name": "added", "fieldName": "added"}
+                ],
+                "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "minute"}
+            },
+            "ioConfig": {
+                "topic": TOPIC,
+                "consumerProperties": {"bootstrap.servers": bootstrap},
+                "useEarliestOffset": true
+            },
+            "tuningConfig": tuning_config
+        }
+    });
+    let path = dir.join("wiki-kafka.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    path
+}
+
+/// A running `braid stream`.
+struct Daemon {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    url: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(deep: &Path, spec: Option<&Path>, log: PathBuf, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
+        for var in ["BRAID_DEEP_STORAGE", "BRAID_LISTEN", "BRAID_LOG_FORMAT", "BRAID_SPEC"] {
+            cmd.env_remove(var);
+        }
+        cmd.args(["stream", "--listen", "127.0.0.1:0", "--deep-storage"]).arg(deep).args(extra);
+        if let Some(spec) = spec {
+            cmd.arg("--spec").arg(spec);
+        }
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut child = cmd
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(url) = line.trim_end().strip_prefix("braid streaming; Druid queries on ") else {
+            let status = child.wait().unwrap();
+            panic!("braid stream printed {line:?} and exited with {status}; log:\n{}", read(&log));
+        };
+        Self { url: url.to_string(), child, _stdout: stdout, log }
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build();
+        let agent = ureq::Agent::new_with_config(config);
+        let url = format!("{}{path}", self.url);
+        let response = match (method, body) {
+            ("GET", _) => agent.get(&url).call(),
+            (_, Some(body)) => agent.post(&url).header("Content-Type", "application/json").send(body),
+            (_, None) => agent.post(&url).send_empty(),
+        };
+        let mut response =
+            response.unwrap_or_else(|e| panic!("{method} {path}: {e}\nlog:\n{}", read(&self.log)));
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<&str>) -> Value {
+        let (status, text) = self.request(method, path, body);
+        assert_eq!(status, 200, "{method} {path} answered {status}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Events and `added` the query API sees, through a timeseries query.
+    fn totals(&self) -> (i64, i64) {
+        let query = json!({
+            "queryType": "timeseries", "dataSource": "wiki", "granularity": "all",
+            "intervals": ["2013-08-31/2013-09-01"],
+            "aggregations": [
+                {"type": "longSum", "name": "events", "fieldName": "count"},
+                {"type": "longSum", "name": "added", "fieldName": "added"}
+            ]
+        });
+        let (status, text) = self.request("POST", "/druid/v2", Some(&query.to_string()));
+        if status != 200 {
+            // Before the first event the dataSource is not known yet.
+            assert!(text.contains("not found") || text.contains("Unknown"), "{text}");
+            return (0, 0);
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let result = &answer[0]["result"];
+        (result["events"].as_i64().unwrap_or(0), result["added"].as_i64().unwrap_or(0))
+    }
+
+    /// Polls the query API until it sees `events` events (every 20 ms, for at most a minute).
+    fn wait_for_events(&self, events: i64) -> Duration {
+        let started = Instant::now();
+        loop {
+            let (seen, _) = self.totals();
+            if seen == events {
+                return started.elapsed();
+            }
+            assert!(
+                seen < events,
+                "saw {seen} events, more than the {events} produced; log:\n{}",
+                read(&self.log)
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "saw {seen} of {events} events after a minute; log:\n{}",
+                read(&self.log)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// SIGTERM, then wait for the exit.
+    fn terminate(mut self) -> ExitStatus {
+        self.signal("-TERM");
+        self.child.wait().unwrap()
+    }
+
+    fn kill(mut self) {
+        self.signal("-KILL");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Events and `added` in the visible segments, through `braid query` on deep storage.
+fn published_totals(deep: &Path) -> (i64, i64) {
+    let out = support::succeed(
+        support::bin().args(["query", "--json", "-", "--deep-storage"]).arg(deep).write_stdin(
+            json!({
+                "queryType": "timeseries", "dataSource": "wiki", "granularity": "all",
+                "intervals": ["2013-08-31/2013-09-01"],
+                "aggregations": [
+                    {"type": "longSum", "name": "events", "fieldName": "count"},
+                    {"type": "longSum", "name": "added", "fieldName": "added"}
+                ]
+            })
+            .to_string(),
+        ),
+    );
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    (answer[0]["result"]["events"].as_i64().unwrap(), answer[0]["result"]["added"].as_i64().unwrap())
+}
+
+fn catalog_state(deep: &Path) -> common::catalog::CatalogState {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let storage = common::storage::DeepStorage::open(deep.to_str().unwrap()).unwrap();
+    runtime
+        .block_on(
+            common::catalog::Catalog::new(storage, layouts::DataSourceName::new("wiki").unwrap()).load(),
+        )
+        .unwrap()
+}
+
+fn catalog_seq(deep: &Path) -> u64 {
+    catalog_state(deep).seq
+}
+
+/// Lines in the raw parts the catalog has committed.
+fn committed_raw_lines(deep: &Path) -> u64 {
+    let state = catalog_state(deep);
+    let mut lines = 0;
+    for part in &state.raw_parts {
+        let mut text = String::new();
+        MultiGzDecoder::new(std::fs::File::open(deep.join(part)).unwrap()).read_to_string(&mut text).unwrap();
+        lines += text.lines().count() as u64;
+    }
+    lines
+}
+
+fn expected_added(n: u64) -> i64 {
+    (0..n as i64).sum()
+}
+
+#[test]
+fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec = write_spec(dir.path(), &bootstrap, json!({"checkpointPeriod": "PT10M"}));
+    produce(&bootstrap, 0..2_000, &["not json", r#"{"page": "no time"}"#]);
+
+    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"), &[]);
+    daemon.wait_for_events(2_000);
+    assert_eq!(daemon.totals(), (2_000, expected_added(2_000)));
+    // Nothing is checkpointed yet (PT10M): these rows are all in memory.
+    assert!(!deep.join("segments").exists());
+
+    produce(&bootstrap, 2_000..2_500, &[]);
+    daemon.wait_for_events(2_500);
+
+    let metrics = daemon.request("GET", "/metrics", None).1;
+    assert!(metrics.contains("ingest_events_processed_total{dataSource=\"wiki\"} 2500\n"), "{metrics}");
+    assert!(metrics.contains("ingest_events_unparseable_total{dataSource=\"wiki\"} 2\n"), "{metrics}");
+    assert!(metrics.contains("ingest_rows_in_memory{dataSource=\"wiki\"} "), "{metrics}");
+    // Lag comes from librdkafka's statistics, every two seconds.
+    let started = Instant::now();
+    let lag = "ingest_kafka_partition_lag{dataSource=\"wiki\",partition=\"1\"} 0\n";
+    while !daemon.request("GET", "/metrics", None).1.contains(lag) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no {lag} in /metrics");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemon.json("GET", "/status/health", None), json!(true));
+
+    let status = daemon.terminate();
+    assert!(status.success(), "exit {status}");
+    assert_eq!(published_totals(&deep), (2_500, expected_added(2_500)));
+    assert_eq!(committed_raw_lines(&deep), 2_500);
+    let rejects: Vec<_> = std::fs::read_dir(deep.join("rejects/wiki")).unwrap().flatten().collect();
+    assert_eq!(rejects.len(), 1, "one rejects file for the checkpoint");
+    let mut text = String::new();
+    MultiGzDecoder::new(std::fs::File::open(rejects[0].path()).unwrap()).read_to_string(&mut text).unwrap();
+    assert!(text.contains("timestamp column \\\"ts\\\" is missing"), "{text}");
+    assert!(text.contains("kafka topic \\\"wiki\\\" partition"), "{text}");
+
+    let segments: Vec<Value> = serde_json::from_str(&support::succeed(
+        support::bin().args(["segments", "--json", "--deep-storage"]).arg(&deep),
+    ))
+    .unwrap();
+    assert_eq!(segments.len(), 3, "one stream segment per hour: {segments:#?}");
+    assert!(segments.iter().all(|s| s["origin"] == "stream" && s["visible"] == true), "{segments:#?}");
+
+    // Restarted, it resumes from the catalog's offsets: nothing is read twice.
+    produce(&bootstrap, 2_500..2_600, &[]);
+    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"), &[]);
+    daemon.wait_for_events(2_600);
+    assert!(daemon.terminate().success());
+    assert_eq!(published_totals(&deep), (2_600, expected_added(2_600)));
+}
+
+/// The daemon is killed with SIGKILL at pseudo-random moments (consuming, writing segments,
+/// committing: checkpoints run every 200 ms and every 300 rows) while events keep arriving,
+/// and restarted each time. In the end every event counts exactly once, in the segments and in
+/// the committed raw archive.
+#[test]
+fn killed_at_random_moments_it_counts_every_event_exactly_once() {
+    const ROUNDS: u64 = 8;
+    const PER_ROUND: u64 = 1_500;
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec =
+        write_spec(dir.path(), &bootstrap, json!({"maxRowsInMemory": 300, "checkpointPeriod": "PT0.2S"}));
+    let log = dir.path().join("stream.log");
+    let mut random: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..ROUNDS {
+        produce(&bootstrap, round * PER_ROUND..(round + 1) * PER_ROUND, &[]);
+        let daemon = Daemon::start(&deep, Some(&spec), log.clone(), &[]);
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        std::thread::sleep(Duration::from_millis(150 + random % 700));
+        daemon.kill();
+    }
+    let n = ROUNDS * PER_ROUND;
+    let killed_runs_commits = catalog_seq(&deep);
+    assert!(killed_runs_commits >= ROUNDS, "only {killed_runs_commits} checkpoints before the final run");
+    let daemon = Daemon::start(&deep, Some(&spec), log.clone(), &[]);
+    daemon.wait_for_events(n as i64);
+    assert!(daemon.terminate().success(), "log:\n{}", read(&log));
+    assert_eq!(published_totals(&deep), (n as i64, expected_added(n)), "log:\n{}", read(&log));
+    assert_eq!(committed_raw_lines(&deep), n);
+}
+
+/// Two daemons on the same partitions: the one that finds the offsets moved under it (by its
+/// commit's offset check, or sooner, when its queries or catalog reads see them move) consumes
+/// again from the catalog instead of publishing or serving its copy; neither daemon's queries
+/// ever count an event twice. Broker faults on the way (failed fetches, the broker down and up
+/// again) are retried, not lost.
+#[test]
+fn a_second_daemon_and_broker_faults_cannot_double_count_or_lose_events() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec =
+        write_spec(dir.path(), &bootstrap, json!({"maxRowsInMemory": 500, "checkpointPeriod": "PT0.3S"}));
+    let first = Daemon::start(&deep, Some(&spec), dir.path().join("first.log"), &[]);
+    let second = Daemon::start(&deep, Some(&spec), dir.path().join("second.log"), &[]);
+    produce(&bootstrap, 0..3_000, &[]);
+    broker.request_errors(
+        RDKafkaApiKey::Fetch,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        ],
+    );
+    produce(&bootstrap, 3_000..4_000, &[]);
+    broker.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.broker_up(1).unwrap();
+    produce(&bootstrap, 4_000..5_000, &[]);
+    first.wait_for_events(5_000);
+    second.wait_for_events(5_000);
+    assert!(first.terminate().success());
+    assert!(second.terminate().success());
+    assert_eq!(published_totals(&deep), (5_000, expected_added(5_000)));
+    assert_eq!(committed_raw_lines(&deep), 5_000);
+}
+
+/// Druid's supervisor API and Tranquility's push API on a daemon started without a spec.
+#[test]
+fn supervisor_and_push_apis() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec = write_spec(dir.path(), &bootstrap, json!({}));
+    let daemon = Daemon::start(&deep, None, dir.path().join("stream.log"), &[]);
+    assert_eq!(daemon.json("GET", "/druid/indexer/v1/supervisor", None), json!([]));
+    let submitted = daemon.json("POST", "/druid/indexer/v1/supervisor", Some(&read(&spec)));
+    assert_eq!(submitted, json!({"id": "wiki"}));
+    assert_eq!(daemon.json("GET", "/druid/indexer/v1/supervisor", None), json!(["wiki"]));
+
+    let events: Vec<String> = (0..3).map(|i| event(i).1).collect();
+    let pushed = daemon.json("POST", "/v1/post/wiki", Some(&format!("[{}]", events.join(","))));
+    assert_eq!(pushed, json!({"result": {"received": 3, "sent": 3}}));
+    daemon.wait_for_events(3);
+
+    let status = daemon.json("GET", "/druid/indexer/v1/supervisor/wiki/status", None);
+    assert_eq!(status["payload"]["state"], "RUNNING", "{status}");
+    assert_eq!(status["payload"]["stream"], TOPIC);
+    assert_eq!(status["payload"]["partitions"], 2);
+    daemon.json("POST", "/druid/indexer/v1/supervisor/wiki/suspend", None);
+    wait_for_state(&daemon, "SUSPENDED");
+    // Suspending checkpoints: the events are in deep storage and still counted once.
+    assert_eq!(daemon.totals().0, 3);
+    daemon.json("POST", "/druid/indexer/v1/supervisor/wiki/resume", None);
+    wait_for_state(&daemon, "RUNNING");
+    produce(&bootstrap, 3..5, &[]);
+    daemon.wait_for_events(5);
+
+    let (status, body) = daemon.request("GET", "/druid/indexer/v1/supervisor/nope/status", None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = daemon.request("POST", "/v1/post/wiki", Some("[1, 2]"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("body[0]: an event must be a JSON object"), "{body}");
+    let (status, body) = daemon.request("POST", "/druid/indexer/v1/supervisor", Some(r#"{"type": "kafka"}"#));
+    assert_eq!(status, 400, "{body}");
+    assert!(daemon.terminate().success());
+    assert_eq!(published_totals(&deep).0, 5);
+}
+
+fn wait_for_state(daemon: &Daemon, state: &str) {
+    let started = Instant::now();
+    loop {
+        let status = daemon.json("GET", "/druid/indexer/v1/supervisor/wiki/status", None);
+        if status["payload"]["state"] == state {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "still {status} after 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
