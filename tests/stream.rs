@@ -457,3 +457,23 @@ fn wait_for_state(daemon: &Daemon, state: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Unparseable events never stop the daemon, until there are more than `maxParseExceptions`:
+/// then it checkpoints what it consumed and exits with an error that names the limit.
+#[test]
+fn too_many_unparseable_events_stop_the_daemon_after_a_checkpoint() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec = write_spec(dir.path(), &bootstrap, json!({"maxParseExceptions": 2}));
+    produce(&bootstrap, 0..10, &["{", "[]", "nope"]);
+    let log = dir.path().join("stream.log");
+    let mut daemon = Daemon::start(&deep, Some(&spec), log.clone(), &[]);
+    let status = daemon.child.wait().unwrap();
+    assert!(!status.success());
+    let text = read(&log);
+    assert!(text.contains("3 unparseable events passed maxParseExceptions (2)"), "{text}");
+    assert!(!catalog_state(&deep).raw_parts.is_empty(), "the consumed events were checkpointed: {text}");
+    assert!(std::fs::read_dir(deep.join("rejects/wiki")).unwrap().count() == 1);
+}
