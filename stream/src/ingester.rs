@@ -366,6 +366,8 @@ impl Worker {
             }
             Control::Suspend if !progress.suspended => {
                 self.final_checkpoint(progress)?;
+                // Nothing is fetched while suspended; resuming assigns at the catalog's offsets.
+                self.consumer.unassign()?;
                 progress.suspended = true;
                 self.set_state("SUSPENDED", None);
                 info!(data_source = %self.spec.data_source, "Suspended.");
