@@ -60,7 +60,7 @@ impl StreamArchive {
             lines: 0,
         });
         // Writes into a Vec cannot fail.
-        if payload.contains(&b'\n') || payload.contains(&b'\r') {
+        if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
             let line: Vec<u8> =
                 payload.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }).collect();
             let _ = part.encoder.write_all(&line);
