@@ -105,12 +105,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(deep: &Path, spec: Option<&Path>, log: PathBuf, extra: &[&str]) -> Self {
+    fn start(deep: &Path, spec: Option<&Path>, log: PathBuf) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
         for var in ["BRAID_DEEP_STORAGE", "BRAID_LISTEN", "BRAID_LOG_FORMAT", "BRAID_SPEC"] {
             cmd.env_remove(var);
         }
-        cmd.args(["stream", "--listen", "127.0.0.1:0", "--deep-storage"]).arg(deep).args(extra);
+        cmd.args(["stream", "--listen", "127.0.0.1:0", "--deep-storage"]).arg(deep);
         if let Some(spec) = spec {
             cmd.arg("--spec").arg(spec);
         }
@@ -157,14 +157,7 @@ impl Daemon {
 
     /// Events and `added` the query API sees, through a timeseries query.
     fn totals(&self) -> (i64, i64) {
-        let query = json!({
-            "queryType": "timeseries", "dataSource": "wiki", "granularity": "all",
-            "intervals": ["2013-08-31/2013-09-01"],
-            "aggregations": [
-                {"type": "longSum", "name": "events", "fieldName": "count"},
-                {"type": "longSum", "name": "added", "fieldName": "added"}
-            ]
-        });
+        let query = totals_query();
         let (status, text) = self.request("POST", "/druid/v2", Some(&query.to_string()));
         if status != 200 {
             // Before the first event the dataSource is not known yet.
@@ -226,20 +219,25 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// Total events (the ingest `count` metric) and `added` over the whole day.
+fn totals_query() -> Value {
+    json!({
+        "queryType": "timeseries", "dataSource": "wiki", "granularity": "all",
+        "intervals": ["2013-08-31/2013-09-01"],
+        "aggregations": [
+            {"type": "longSum", "name": "events", "fieldName": "count"},
+            {"type": "longSum", "name": "added", "fieldName": "added"}
+        ]
+    })
+}
+
 /// Events and `added` in the visible segments, through `braid query` on deep storage.
 fn published_totals(deep: &Path) -> (i64, i64) {
     let out = support::succeed(
-        support::bin().args(["query", "--json", "-", "--deep-storage"]).arg(deep).write_stdin(
-            json!({
-                "queryType": "timeseries", "dataSource": "wiki", "granularity": "all",
-                "intervals": ["2013-08-31/2013-09-01"],
-                "aggregations": [
-                    {"type": "longSum", "name": "events", "fieldName": "count"},
-                    {"type": "longSum", "name": "added", "fieldName": "added"}
-                ]
-            })
-            .to_string(),
-        ),
+        support::bin()
+            .args(["query", "--json", "-", "--deep-storage"])
+            .arg(deep)
+            .write_stdin(totals_query().to_string()),
     );
     let answer: Value = serde_json::from_str(&out).unwrap();
     (answer[0]["result"]["events"].as_i64().unwrap(), answer[0]["result"]["added"].as_i64().unwrap())
@@ -284,7 +282,7 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
     let spec = write_spec(dir.path(), &bootstrap, json!({"checkpointPeriod": "PT10M"}));
     produce(&bootstrap, 0..2_000, &["not json", r#"{"page": "no time"}"#]);
 
-    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"), &[]);
+    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"));
     daemon.wait_for_events(2_000);
     assert_eq!(daemon.totals(), (2_000, expected_added(2_000)));
     // Nothing is checkpointed yet (PT10M): these rows are all in memory.
@@ -326,7 +324,7 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
 
     // Restarted, it resumes from the catalog's offsets: nothing is read twice.
     produce(&bootstrap, 2_500..2_600, &[]);
-    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"), &[]);
+    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"));
     daemon.wait_for_events(2_600);
     assert!(daemon.terminate().success());
     assert_eq!(published_totals(&deep), (2_600, expected_added(2_600)));
@@ -350,7 +348,7 @@ fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     let mut random: u64 = 0x2545_f491_4f6c_dd1d;
     for round in 0..ROUNDS {
         produce(&bootstrap, round * PER_ROUND..(round + 1) * PER_ROUND, &[]);
-        let daemon = Daemon::start(&deep, Some(&spec), log.clone(), &[]);
+        let daemon = Daemon::start(&deep, Some(&spec), log.clone());
         random ^= random << 13;
         random ^= random >> 7;
         random ^= random << 17;
@@ -360,7 +358,7 @@ fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     let n = ROUNDS * PER_ROUND;
     let killed_runs_commits = catalog_seq(&deep);
     assert!(killed_runs_commits >= ROUNDS, "only {killed_runs_commits} checkpoints before the final run");
-    let daemon = Daemon::start(&deep, Some(&spec), log.clone(), &[]);
+    let daemon = Daemon::start(&deep, Some(&spec), log.clone());
     daemon.wait_for_events(n as i64);
     assert!(daemon.terminate().success(), "log:\n{}", read(&log));
     assert_eq!(published_totals(&deep), (n as i64, expected_added(n)), "log:\n{}", read(&log));
@@ -380,8 +378,8 @@ fn a_second_daemon_and_broker_faults_cannot_double_count_or_lose_events() {
     let deep = dir.path().join("deep");
     let spec =
         write_spec(dir.path(), &bootstrap, json!({"maxRowsInMemory": 500, "checkpointPeriod": "PT0.3S"}));
-    let first = Daemon::start(&deep, Some(&spec), dir.path().join("first.log"), &[]);
-    let second = Daemon::start(&deep, Some(&spec), dir.path().join("second.log"), &[]);
+    let first = Daemon::start(&deep, Some(&spec), dir.path().join("first.log"));
+    let second = Daemon::start(&deep, Some(&spec), dir.path().join("second.log"));
     produce(&bootstrap, 0..3_000, &[]);
     broker.request_errors(
         RDKafkaApiKey::Fetch,
@@ -411,7 +409,7 @@ fn supervisor_and_push_apis() {
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep");
     let spec = write_spec(dir.path(), &bootstrap, json!({}));
-    let daemon = Daemon::start(&deep, None, dir.path().join("stream.log"), &[]);
+    let daemon = Daemon::start(&deep, None, dir.path().join("stream.log"));
     assert_eq!(daemon.json("GET", "/druid/indexer/v1/supervisor", None), json!([]));
     let submitted = daemon.json("POST", "/druid/indexer/v1/supervisor", Some(&read(&spec)));
     assert_eq!(submitted, json!({"id": "wiki"}));
@@ -469,7 +467,7 @@ fn too_many_unparseable_events_stop_the_daemon_after_a_checkpoint() {
     let spec = write_spec(dir.path(), &bootstrap, json!({"maxParseExceptions": 2}));
     produce(&bootstrap, 0..10, &["{", "[]", "nope"]);
     let log = dir.path().join("stream.log");
-    let mut daemon = Daemon::start(&deep, Some(&spec), log.clone(), &[]);
+    let mut daemon = Daemon::start(&deep, Some(&spec), log.clone());
     let status = daemon.child.wait().unwrap();
     assert!(!status.success());
     let text = read(&log);
