@@ -121,6 +121,10 @@ pub struct Fingerprint {
     pub files: u64,
     /// Their total size.
     pub bytes: u64,
+    /// SHA-256 of the rollup part of the spec the version was built with (timestamp,
+    /// dimensions, metrics, granularities), so a job with another reindexing spec rebuilds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
 }
 
 /// Where a Kafka partition's committed offset moves: the check-and-set of a checkpoint.
@@ -148,6 +152,12 @@ pub enum Action {
     /// Segments no longer used (their files may be cleaned up later).
     #[serde(rename_all = "camelCase")]
     DropSegments {
+        /// Segment ids.
+        ids: Vec<String>,
+    },
+    /// Unused segments whose files cleanup has deleted: the catalog forgets them.
+    #[serde(rename_all = "camelCase")]
+    PurgeSegments {
         /// Segment ids.
         ids: Vec<String>,
     },
@@ -205,6 +215,9 @@ pub struct CatalogState {
     pub segments: BTreeMap<String, SegmentRecord>,
     /// Dropped segments, by id, until cleanup removes their files.
     pub unused: BTreeMap<String, SegmentRecord>,
+    /// When each unused segment was dropped (the drop commit's time, ISO 8601), by id.
+    #[serde(default)]
+    pub unused_since: BTreeMap<String, String>,
     /// Committed raw parts.
     pub raw_parts: BTreeSet<String>,
     /// The next offset to consume, per Kafka partition.
@@ -246,6 +259,7 @@ impl CatalogState {
                     }
                 }
                 Action::DropSegments { .. }
+                | Action::PurgeSegments { .. }
                 | Action::ResetOffsets { .. }
                 | Action::RecordFingerprints { .. } => {}
             }
@@ -266,7 +280,14 @@ impl CatalogState {
                     for id in ids {
                         if let Some(s) = self.segments.remove(id) {
                             self.unused.insert(id.clone(), s);
+                            self.unused_since.insert(id.clone(), commit.time.clone());
                         }
+                    }
+                }
+                Action::PurgeSegments { ids } => {
+                    for id in ids {
+                        self.unused.remove(id);
+                        self.unused_since.remove(id);
                     }
                 }
                 Action::CommitRawParts { paths } => self.raw_parts.extend(paths.iter().cloned()),

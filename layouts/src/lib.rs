@@ -1,13 +1,15 @@
 //! Where things live in deep storage. This crate owns every path braid writes to or
 //! reads from the object store: the raw archive (laid out by a configurable template),
-//! segment files, the catalog commit log and snapshots, and rejected raw lines, together
-//! with the names and timestamps that appear inside those paths. Paths are '/'-separated
-//! strings relative to the deep-storage root, without a leading slash, and every path
-//! built here parses back to what built it; nothing else in braid knows a path format.
+//! segment files, the catalog commit log and snapshots, rejected raw lines, and the batch
+//! scheduler's run history and leases, together with the names and timestamps that appear
+//! inside those paths. Paths are '/'-separated strings relative to the deep-storage root,
+//! without a leading slash, and every path built here parses back to what built it; nothing
+//! else in braid knows a path format.
 //! Times are UTC milliseconds since the Unix epoch, as `i64`.
 
 mod catalog;
 mod raw;
+mod schedule;
 mod segment;
 mod time;
 
@@ -15,6 +17,10 @@ pub use catalog::{
     CatalogFile, catalog_root, log_dir, log_path, parse_catalog_path, snapshot_dir, snapshot_path,
 };
 pub use raw::{RawFile, RawFileName, RawLayout};
+pub use schedule::{
+    history_dir, history_path, history_root, lease_dir, lease_path, parse_history_path,
+    parse_lease_generation,
+};
 pub use segment::SegmentPath;
 pub use time::{MAX_PATH_MILLIS, MIN_PATH_MILLIS, format_iso_millis, parse_iso_millis};
 
