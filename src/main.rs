@@ -4,16 +4,16 @@
 mod output;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use batch::{PutInput, ReindexOptions};
+use batch::{CleanupOptions, Job, JobDefinition, PutInput, ReindexOptions, Scheduler, SchedulerOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use common::catalog::Catalog;
 use common::spec::{DataSourceSpec, load_specs};
 use common::storage::DeepStorage;
-use common::time::Interval;
+use common::time::{Interval, Period};
 use layouts::{DataSourceName, RawLayout};
 use tracing::warn;
 
@@ -54,6 +54,11 @@ enum Command {
     Stream(StreamArgs),
     /// Run one query, against a running server (--url) or straight against deep storage.
     Query(QueryArgs),
+    /// The whole pipeline in one process: the stream daemon for every dataSource of the specs,
+    /// the batch scheduler that swaps its segments for batch versions, and the query API.
+    Run(RunArgs),
+    /// Remove overshadowed segments and files no commit names, after a retention period.
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,7 +73,148 @@ enum RawCommand {
 enum BatchCommand {
     /// Rebuild an interval's segments from the raw archive and publish them as a new version.
     Reindex(ReindexArgs),
+    /// Run reindex jobs on cron schedules: each run rebuilds the closed intervals of its
+    /// lookback window whose raw files changed or were never batch-indexed.
+    Schedule(ScheduleArgs),
+    /// Print the scheduler's recorded runs.
+    History(HistoryArgs),
 }
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("jobs_source").required(true).args(["spec", "jobs"]))]
+struct JobArgs {
+    /// The spec of the dataSources to schedule (every dataSource in the file unless
+    /// --data-source names one).
+    #[arg(long, env = "BRAID_SPEC", requires = "cron")]
+    spec: Option<PathBuf>,
+    /// Which dataSource of the spec, when it holds several.
+    #[arg(long, requires = "spec")]
+    data_source: Option<String>,
+    /// When to run, as a cron expression with a seconds field: "0 15 * * * *" is minute 15 of
+    /// every hour.
+    #[arg(long, env = "BRAID_CRON")]
+    cron: Option<String>,
+    /// How far back each run looks for intervals to reindex (ISO 8601 period).
+    #[arg(long, default_value = batch::schedule::DEFAULT_LOOKBACK)]
+    lookback: String,
+    /// How long after an interval ends before it is reindexed (ISO 8601 period).
+    #[arg(long, default_value = batch::schedule::DEFAULT_SETTLE)]
+    settle: String,
+    /// Reindex with this spec instead (e.g. a coarser queryGranularity for older data).
+    #[arg(long, requires = "spec")]
+    reindex_spec: Option<PathBuf>,
+    /// Several jobs from a file: TOML ([[job]] tables) or JSON ({"jobs": [...]}), each with
+    /// name, spec, cron, lookback, settle and optionally reindex_spec.
+    #[arg(long, conflicts_with_all = ["spec", "cron", "reindex_spec"])]
+    jobs: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SchedulerArgs {
+    /// Reindex jobs running at once, over all jobs.
+    #[arg(long, default_value_t = 1)]
+    max_concurrent: usize,
+    /// Worker threads of each reindex (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Retries of an interval after a deep-storage failure, with backoff from 1 s.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// How long overshadowed segments are kept before cleanup (run after every scheduler run)
+    /// deletes their files (ISO 8601 period).
+    #[arg(long, default_value = DEFAULT_RETENTION)]
+    retention: String,
+    /// Do not run cleanup after scheduler runs.
+    #[arg(long)]
+    no_cleanup: bool,
+}
+
+#[derive(Debug, Args)]
+struct ScheduleArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    jobs: JobArgs,
+    #[command(flatten)]
+    scheduler: SchedulerArgs,
+    /// Raw archive path template under the deep-storage root.
+    #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
+    raw_layout: String,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Only this dataSource.
+    #[arg(long)]
+    data_source: Option<String>,
+    /// Only this job.
+    #[arg(long)]
+    job: Option<String>,
+    /// Only the last N runs.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print a JSON array of run records instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CleanupArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Only this dataSource.
+    #[arg(long)]
+    data_source: Option<String>,
+    /// How long a dropped segment's file is kept (ISO 8601 period); files no commit names are
+    /// kept at least this long and at least an hour.
+    #[arg(long, default_value = DEFAULT_RETENTION)]
+    retention: String,
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Raw archive path template under the deep-storage root.
+    #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
+    raw_layout: String,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Druid Kafka supervisor specs; every dataSource in them is streamed and scheduled.
+    #[arg(long = "spec", env = "BRAID_SPEC", required = true, value_delimiter = ',')]
+    specs: Vec<PathBuf>,
+    /// When the batch scheduler runs (cron with a seconds field).
+    #[arg(long, env = "BRAID_CRON", default_value = DEFAULT_RUN_CRON)]
+    cron: String,
+    /// How far back each scheduler run looks (ISO 8601 period).
+    #[arg(long, default_value = batch::schedule::DEFAULT_LOOKBACK)]
+    lookback: String,
+    /// How long after an interval ends before the batch rebuilds it (ISO 8601 period).
+    #[arg(long, default_value = batch::schedule::DEFAULT_SETTLE)]
+    settle: String,
+    #[command(flatten)]
+    scheduler: SchedulerArgs,
+    /// Raw archive path template under the deep-storage root.
+    #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
+    raw_layout: String,
+    /// Address to listen on.
+    #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
+    listen: String,
+    /// Memory for decoded segment rows, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    cache_mib: usize,
+}
+
+/// How long cleanup keeps overshadowed segments' files by default.
+const DEFAULT_RETENTION: &str = "P1D";
+/// When `braid run`'s scheduler runs by default: minute 15 of every hour, as in Druid's docs.
+const DEFAULT_RUN_CRON: &str = "0 15 * * * *";
 
 #[derive(Debug, Args)]
 struct StorageArgs {
@@ -242,6 +388,10 @@ async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Stream(args) => stream_daemon(args).await,
         Command::Query(args) => query(args).await,
+        Command::Batch(BatchCommand::Schedule(args)) => schedule(args).await,
+        Command::Batch(BatchCommand::History(args)) => history(args).await,
+        Command::Cleanup(args) => cleanup(args).await,
+        Command::Run(args) => run_pipeline(args).await,
     }
 }
 
@@ -373,17 +523,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn stream_daemon(args: StreamArgs) -> Result<()> {
-    let mut specs = Vec::new();
-    if let Some(path) = &args.spec {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
-        let loaded = load_specs(&text, &path.display().to_string())?;
-        if !loaded.ignored_fields.is_empty() {
-            warn!(spec = %path.display(), fields = %loaded.ignored_fields.join(", "), "Spec fields accepted but not used by braid.");
-        }
-        let json: serde_json::Value = serde_json::from_str(&text)?;
-        specs.extend(loaded.specs.into_iter().map(|spec| (spec, json.clone())));
-    }
+    let specs = match &args.spec {
+        Some(path) => read_stream_specs(path)?,
+        None => Vec::new(),
+    };
     let storage = open_storage(&args.storage)?;
     let raw_layout = RawLayout::parse(&args.raw_layout)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -396,6 +539,180 @@ async fn stream_daemon(args: StreamArgs) -> Result<()> {
     println!("braid streaming; Druid queries on http://{address}");
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Streaming.");
     stream::run(options, engine, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Every dataSource of a stream spec file, each with the file's JSON (what the supervisor API
+/// shows for it).
+fn read_stream_specs(path: &Path) -> Result<Vec<(DataSourceSpec, serde_json::Value)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
+    let loaded = load_specs(&text, &path.display().to_string())?;
+    if !loaded.ignored_fields.is_empty() {
+        warn!(spec = %path.display(), fields = %loaded.ignored_fields.join(", "), "Spec fields accepted but not used by braid.");
+    }
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(loaded.specs.into_iter().map(|spec| (spec, json.clone())).collect())
+}
+
+fn scheduler_options(args: &SchedulerArgs, raw_layout: RawLayout) -> Result<SchedulerOptions> {
+    let mut options = SchedulerOptions::new(raw_layout);
+    options.max_concurrent = args.max_concurrent.max(1);
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
+    options.retries = args.retries;
+    if !args.no_cleanup {
+        let retention = Period::parse(&args.retention).context("--retention")?;
+        options.cleanup = Some(CleanupOptions { retention, dry_run: false });
+    }
+    Ok(options)
+}
+
+fn load_jobs(args: &JobArgs) -> Result<Vec<Job>> {
+    if let Some(path) = &args.jobs {
+        return Ok(batch::schedule::load_jobs_file(path)?);
+    }
+    let (Some(spec), Some(cron)) = (&args.spec, &args.cron) else {
+        bail!("give --jobs, or --spec with --cron");
+    };
+    let definition = JobDefinition {
+        name: None,
+        spec: spec.clone(),
+        data_source: args.data_source.clone(),
+        cron: cron.clone(),
+        lookback: Some(args.lookback.clone()),
+        settle: Some(args.settle.clone()),
+        reindex_spec: args.reindex_spec.clone(),
+    };
+    Ok(batch::schedule::jobs_from_definition(&definition, Path::new(""))?)
+}
+
+/// Prints the scheduler's first line (scripts and tests wait for it) and one line per job.
+fn announce_jobs(scheduler: &Scheduler) {
+    println!("braid batch scheduler running {} jobs", scheduler.jobs().len());
+    let now = common::catalog::now_millis();
+    for job in scheduler.jobs() {
+        let next = job.next_fire_after(now).map_or("never".to_string(), common::time::format_iso);
+        println!(
+            "  job {} (dataSource {}): cron \"{}\", lookback {}, settle {}; next run {next}",
+            job.name,
+            job.spec.data_source,
+            job.cron.source(),
+            job.lookback,
+            job.settle
+        );
+    }
+}
+
+async fn schedule(args: ScheduleArgs) -> Result<()> {
+    let raw_layout = RawLayout::parse(&args.raw_layout)?;
+    let jobs = load_jobs(&args.jobs)?;
+    let storage = open_storage(&args.storage)?;
+    let scheduler = Scheduler::new(storage, jobs, scheduler_options(&args.scheduler, raw_layout)?);
+    announce_jobs(&scheduler);
+    scheduler.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn history(args: HistoryArgs) -> Result<()> {
+    let only = args.data_source.as_deref().map(DataSourceName::new).transpose()?;
+    let storage = open_existing_storage(&args.storage)?;
+    let mut records = batch::read_history(&storage, only.as_ref()).await?;
+    if let Some(job) = &args.job {
+        records.retain(|r| &r.job == job);
+    }
+    if let Some(limit) = args.limit {
+        records.drain(..records.len().saturating_sub(limit));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        output::history_table(&records);
+    }
+    Ok(())
+}
+
+async fn cleanup(args: CleanupArgs) -> Result<()> {
+    let only = args.data_source.as_deref().map(DataSourceName::new).transpose()?;
+    let retention = Period::parse(&args.retention).context("--retention")?;
+    let raw_layout = RawLayout::parse(&args.raw_layout)?;
+    let storage = open_existing_storage(&args.storage)?;
+    let names = match only {
+        Some(name) => vec![name],
+        None => Catalog::data_sources(&storage).await?,
+    };
+    let options = CleanupOptions { retention, dry_run: args.dry_run };
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for name in names {
+        match batch::cleanup(&storage, &name, &raw_layout, &options).await {
+            Ok(report) => reports.push(report),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        output::cleanup_table(&reports);
+    }
+    if !failures.is_empty() {
+        bail!("cleanup failed for {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+async fn run_pipeline(args: RunArgs) -> Result<()> {
+    let mut specs = Vec::new();
+    let mut jobs = Vec::new();
+    for path in &args.specs {
+        specs.extend(read_stream_specs(path)?);
+        let definition = JobDefinition {
+            name: None,
+            spec: path.clone(),
+            data_source: None,
+            cron: args.cron.clone(),
+            lookback: Some(args.lookback.clone()),
+            settle: Some(args.settle.clone()),
+            reindex_spec: None,
+        };
+        jobs.extend(batch::schedule::jobs_from_definition(&definition, Path::new(""))?);
+    }
+    let storage = open_storage(&args.storage)?;
+    let raw_layout = RawLayout::parse(&args.raw_layout)?;
+    let scheduler =
+        Scheduler::new(storage.clone(), jobs, scheduler_options(&args.scheduler, raw_layout.clone())?);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let engine = query_engine(storage.clone(), args.cache_mib);
+    let options = stream::StreamOptions { storage, raw_layout, specs, partitions: None };
+
+    // One signal stops both halves; so does the stream failing.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = std::sync::Arc::new(stop);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+    };
+    // Scripts and tests wait for this line rather than polling the port.
+    println!("braid running; Druid queries on http://{address}");
+    announce_jobs(&scheduler);
+    tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Running the stream, the batch scheduler and the query API.");
+    let batch = tokio::spawn(scheduler.run(until_stopped(stopped.clone())));
+    let streamed = stream::run(options, engine, listener, until_stopped(stopped)).await;
+    let _ = stop.send(true);
+    signal.abort();
+    if let Err(e) = batch.await {
+        warn!(error = %e, "The batch scheduler panicked.");
+    }
+    streamed?;
     Ok(())
 }
 

@@ -1,7 +1,6 @@
 //! Aligned tables for people; `--json` output is serde's.
 
-use batch::PutReport;
-use batch::ReindexReport;
+use batch::{CleanupReport, PutReport, ReindexReport, RunRecord};
 use common::catalog::{Origin, SegmentView};
 
 /// Prints rows as columns padded to their widest cell; numeric-looking columns align right.
@@ -155,6 +154,67 @@ pub fn segments_table(views: &[SegmentView]) {
         })
         .collect();
     table(&["dataSource", "interval", "version", "partition", "rows", "bytes", "origin", "state"], &rows);
+}
+
+/// Scheduler runs, one line per interval of each run (a run with none gets one line).
+pub fn history_table(records: &[RunRecord]) {
+    if records.is_empty() {
+        println!("no scheduler runs recorded");
+        return;
+    }
+    let mut rows = Vec::new();
+    for r in records {
+        let run = [r.started.clone(), r.job.clone(), r.data_source.clone(), r.outcome.name().to_string()];
+        if r.intervals.is_empty() {
+            let note = r.error.clone().unwrap_or_else(|| "nothing to reindex".into());
+            rows.push([run.to_vec(), vec!["-".into(), "-".into(), "0".into(), "0".into(), note]].concat());
+        }
+        for i in &r.intervals {
+            let outcome = i.outcome.name();
+            let note = match &i.error {
+                Some(error) => format!("{outcome}: {error}"),
+                None => format!("{outcome}: {}", i.reason),
+            };
+            rows.push(
+                [
+                    run.to_vec(),
+                    vec![
+                        i.interval.to_string(),
+                        i.version.clone().unwrap_or_else(|| "-".into()),
+                        i.events.to_string(),
+                        i.rows.to_string(),
+                        note,
+                    ],
+                ]
+                .concat(),
+            );
+        }
+    }
+    table(
+        &["started", "job", "dataSource", "run", "interval", "version", "events", "rows", "outcome"],
+        &rows,
+    );
+}
+
+/// What cleanup removed, per dataSource.
+pub fn cleanup_table(reports: &[CleanupReport]) {
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.data_source.clone(),
+                r.dropped.len().to_string(),
+                r.purged.len().to_string(),
+                r.retained.to_string(),
+                r.deleted_files.len().to_string(),
+                human_bytes(r.deleted_bytes),
+            ]
+        })
+        .collect();
+    table(&["dataSource", "dropped", "purged", "retained", "files deleted", "bytes"], &rows);
+    if reports.iter().any(|r| r.dry_run) {
+        println!("(dry run: nothing was changed)");
+    }
 }
 
 /// A SQL answer in Druid's `array` format with a header row, as an aligned table.

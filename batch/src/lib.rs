@@ -1,17 +1,25 @@
-//! braid's batch path: getting raw events into the hourly raw archive (`raw put`) and
-//! rebuilding intervals from it (`batch reindex`).
+//! braid's batch path: getting raw events into the hourly raw archive (`raw put`), rebuilding
+//! intervals from it (`batch reindex`), doing that on cron schedules with a history of runs
+//! (`batch schedule`, `batch history`), and removing what no query reads any more (`cleanup`).
 //!
 //! A reindex lists the raw files of every hour of an interval, streams them through gzip and
 //! the same parser and rollup engine as the stream, writes Parquet segments with a new version
 //! and publishes them in one catalog commit, which overshadows every older segment of those
 //! intervals. It never talks to the stream: the two meet only in deep storage.
 
+pub mod cleanup;
 pub mod generate;
+pub mod history;
+pub mod lease;
 pub mod raw_put;
 pub mod reindex;
+pub mod schedule;
 
+pub use cleanup::{CleanupOptions, CleanupReport, cleanup};
+pub use history::{RunRecord, read_history};
 pub use raw_put::{PutInput, PutReport, put_raw};
 pub use reindex::{IntervalReport, ReindexOptions, ReindexReport, reindex};
+pub use schedule::{Job, JobDefinition, Scheduler, SchedulerOptions};
 
 use common::catalog::CatalogError;
 use common::segment::SegmentError;

@@ -207,8 +207,9 @@ async fn run_reindex(
         }
     }
     records.extend(tombstones.iter().cloned());
+    let spec_digest = rollup_digest(spec);
     let fingerprints: Vec<Fingerprint> =
-        segment_intervals.iter().map(|i| fingerprint(*i, &version, &files)).collect();
+        segment_intervals.iter().map(|i| fingerprint(*i, &version, &files, &spec_digest)).collect();
 
     let mut actions = vec![Action::RecordFingerprints { fingerprints }];
     if !records.is_empty() {
@@ -637,8 +638,31 @@ fn tombstone(spec: &DataSourceSpec, interval: Interval, version: &str) -> Segmen
     }
 }
 
+/// The raw-file fingerprint of every segment interval of `window` as a reindex now would record
+/// it (with an empty version): what the scheduler compares with the catalog's to find the
+/// intervals whose raw files changed.
+pub async fn current_fingerprints(
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    layout: &RawLayout,
+    window: Interval,
+    state: &CatalogState,
+) -> Result<Vec<Fingerprint>, BatchError> {
+    let files = list_raw_files(storage, spec, layout, window, state).await?;
+    let digest = rollup_digest(spec);
+    Ok(spec.granularity.segment.buckets(window).map(|i| fingerprint(i, "", &files, &digest)).collect())
+}
+
+/// SHA-256 of the part of a spec that decides what a reindex writes (timestamp, dimensions,
+/// metrics, granularities), so that changing it, or reindexing with another spec, is seen as
+/// a change.
+pub fn rollup_digest(spec: &DataSourceSpec) -> String {
+    let text = format!("{:?}", (&spec.timestamp, &spec.dimensions, &spec.metrics, &spec.granularity));
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// SHA-256 over the sorted (path, size, etag) of the raw files overlapping an interval.
-fn fingerprint(interval: Interval, version: &str, files: &[RawInput]) -> Fingerprint {
+fn fingerprint(interval: Interval, version: &str, files: &[RawInput], spec_digest: &str) -> Fingerprint {
     let mut hasher = Sha256::new();
     let mut count = 0;
     let mut bytes = 0;
@@ -656,6 +680,7 @@ fn fingerprint(interval: Interval, version: &str, files: &[RawInput]) -> Fingerp
         digest: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
         files: count,
         bytes,
+        spec: Some(spec_digest.to_string()),
     }
 }
 
