@@ -16,7 +16,7 @@ use common::segment::{SegmentDescription, read_segment};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 mod support;
@@ -812,13 +812,70 @@ fn generate_writes_the_same_bytes_for_the_same_seed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 8b. Scheduler, history, cleanup: the command-line surface (tests/lambda.rs runs them for real)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn history_and_cleanup_of_a_fresh_deep_storage() {
+    let deep = TempDir::new().unwrap();
+    put_tutorial(deep.path());
+    succeed(&mut reindex(deep.path(), &wikipedia_spec(), DAY));
+    let stdout = succeed(&mut braid(deep.path(), &["batch", "history"]));
+    assert_eq!(stdout.trim(), "no scheduler runs recorded");
+    assert_eq!(succeed_json(&mut braid(deep.path(), &["batch", "history"])), json!([]));
+
+    // A second reindex overshadows the first; a dry run says so and changes nothing.
+    succeed(&mut reindex(deep.path(), &wikipedia_spec(), DAY));
+    let dry = succeed_json(&mut braid(deep.path(), &["cleanup", "--retention", "PT0S", "--dry-run"]));
+    assert_eq!(dry[0]["dropped"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(segments_json(deep.path()).len(), 2);
+    let table = succeed(&mut braid(deep.path(), &["cleanup", "--retention", "PT0S"]));
+    assert!(table.starts_with("dataSource  dropped  purged"), "{table}");
+    assert!(table.contains("wikipedia"), "{table}");
+    let left = segments_json(deep.path());
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["visible"], true);
+}
+
+#[test]
+fn scheduler_mistakes_are_named() {
+    let deep = TempDir::new().unwrap();
+    let spec = wikipedia_spec();
+    let spec = spec.to_str().unwrap();
+    let stderr =
+        fail(&mut braid(deep.path(), &["batch", "schedule", "--spec", spec, "--cron", "15 * * * *"]));
+    assert!(
+        stderr.contains("cron expression \"15 * * * *\"") && stderr.contains("six or seven fields"),
+        "{stderr}"
+    );
+    let stderr = fail(&mut braid(
+        deep.path(),
+        &["batch", "schedule", "--spec", spec, "--cron", "0 15 * * * *", "--settle", "1h"],
+    ));
+    assert!(stderr.contains("settle") && stderr.contains("1h"), "{stderr}");
+    let stderr = fail(&mut braid(deep.path(), &["batch", "schedule"]));
+    assert!(stderr.contains("--spec") && stderr.contains("--jobs"), "{stderr}");
+    let stderr = fail(&mut braid(deep.path(), &["cleanup", "--retention", "forever"]));
+    assert!(stderr.contains("--retention") && stderr.contains("forever"), "{stderr}");
+    let stderr = fail(&mut braid(deep.path(), &["run"]));
+    assert!(stderr.contains("--spec"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 9. Help
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn help_of_every_command() {
-    let cases: [(&[&str], &[&str]); 5] = [
-        (&[], &["raw", "batch", "segments", "generate"]),
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&[], &["raw", "batch", "segments", "generate", "run", "cleanup"]),
+        (
+            &["batch", "schedule"],
+            &["--cron", "--lookback", "--settle", "--jobs", "--reindex-spec", "--retention"],
+        ),
+        (&["batch", "history"], &["--deep-storage", "--data-source", "--job", "--json"]),
+        (&["cleanup"], &["--retention", "--dry-run", "--json"]),
+        (&["run"], &["--spec", "--cron", "--settle", "--listen"]),
         (&["raw", "put"], &["--deep-storage", "--spec", "--json"]),
         (&["batch", "reindex"], &["--deep-storage", "--spec", "--interval", "--json"]),
         (&["segments"], &["--deep-storage", "--json"]),

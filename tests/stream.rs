@@ -6,9 +6,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
@@ -17,6 +16,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::{Value, json};
+use support::daemon::{Daemon, read, send};
 
 const TOPIC: &str = "wiki";
 /// 2013-08-31T00:00:00Z.
@@ -54,19 +54,6 @@ fn produce(bootstrap: &str, range: std::ops::Range<u64>, extra: &[&str]) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn send<'a>(producer: &BaseProducer, mut record: BaseRecord<'a, str, str>) {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((_, back)) => {
-                // Queue full: let deliveries drain.
-                producer.poll(Duration::from_millis(10));
-                record = back;
-            }
-        }
-    }
-}
-
 fn write_spec(dir: &Path, bootstrap: &str, tuning: Value) -> PathBuf {
     let mut tuning_config = json!({"type": "kafka", "maxRowsInMemory": 5000, "checkpointPeriod": "PT2S"});
     tuning_config.as_object_mut().unwrap().extend(tuning.as_object().unwrap().clone());
@@ -96,65 +83,17 @@ fn write_spec(dir: &Path, bootstrap: &str, tuning: Value) -> PathBuf {
     path
 }
 
-/// A running `braid stream`.
-struct Daemon {
-    child: Child,
-    _stdout: BufReader<ChildStdout>,
-    url: String,
-    log: PathBuf,
+/// Starts `braid stream` on a free port.
+fn start_stream(deep: &Path, spec: Option<&Path>, log: PathBuf) -> Daemon {
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["stream".into(), "--listen".into(), "127.0.0.1:0".into(), "--deep-storage".into(), deep.into()];
+    if let Some(spec) = spec {
+        args.extend(["--spec".into(), spec.into()]);
+    }
+    Daemon::start(args, "braid streaming; Druid queries on ", log)
 }
 
 impl Daemon {
-    fn start(deep: &Path, spec: Option<&Path>, log: PathBuf) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
-        for var in ["BRAID_DEEP_STORAGE", "BRAID_LISTEN", "BRAID_LOG_FORMAT", "BRAID_SPEC"] {
-            cmd.env_remove(var);
-        }
-        cmd.args(["stream", "--listen", "127.0.0.1:0", "--deep-storage"]).arg(deep);
-        if let Some(spec) = spec {
-            cmd.arg("--spec").arg(spec);
-        }
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut child = cmd
-            .env("RUST_LOG", "info,librdkafka=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(url) = line.trim_end().strip_prefix("braid streaming; Druid queries on ") else {
-            let status = child.wait().unwrap();
-            panic!("braid stream printed {line:?} and exited with {status}; log:\n{}", read(&log));
-        };
-        Self { url: url.to_string(), child, _stdout: stdout, log }
-    }
-
-    fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build();
-        let agent = ureq::Agent::new_with_config(config);
-        let url = format!("{}{path}", self.url);
-        let response = match (method, body) {
-            ("GET", _) => agent.get(&url).call(),
-            (_, Some(body)) => agent.post(&url).header("Content-Type", "application/json").send(body),
-            (_, None) => agent.post(&url).send_empty(),
-        };
-        let mut response =
-            response.unwrap_or_else(|e| panic!("{method} {path}: {e}\nlog:\n{}", read(&self.log)));
-        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
-    }
-
-    fn json(&self, method: &str, path: &str, body: Option<&str>) -> Value {
-        let (status, text) = self.request(method, path, body);
-        assert_eq!(status, 200, "{method} {path} answered {status}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
     /// Events and `added` the query API sees, through a timeseries query.
     fn totals(&self) -> (i64, i64) {
         let query = totals_query();
@@ -190,33 +129,6 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// SIGTERM, then wait for the exit.
-    fn terminate(mut self) -> ExitStatus {
-        self.signal("-TERM");
-        self.child.wait().unwrap()
-    }
-
-    fn kill(mut self) {
-        self.signal("-KILL");
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// Total events (the ingest `count` metric) and `added` over the whole day.
@@ -282,7 +194,7 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
     let spec = write_spec(dir.path(), &bootstrap, json!({"checkpointPeriod": "PT10M"}));
     produce(&bootstrap, 0..2_000, &["not json", r#"{"page": "no time"}"#]);
 
-    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"));
+    let daemon = start_stream(&deep, Some(&spec), dir.path().join("stream.log"));
     daemon.wait_for_events(2_000);
     assert_eq!(daemon.totals(), (2_000, expected_added(2_000)));
     // Nothing is checkpointed yet (PT10M): these rows are all in memory.
@@ -324,7 +236,7 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
 
     // Restarted, it resumes from the catalog's offsets: nothing is read twice.
     produce(&bootstrap, 2_500..2_600, &[]);
-    let daemon = Daemon::start(&deep, Some(&spec), dir.path().join("stream.log"));
+    let daemon = start_stream(&deep, Some(&spec), dir.path().join("stream.log"));
     daemon.wait_for_events(2_600);
     assert!(daemon.terminate().success());
     assert_eq!(published_totals(&deep), (2_600, expected_added(2_600)));
@@ -348,7 +260,7 @@ fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     let mut random: u64 = 0x2545_f491_4f6c_dd1d;
     for round in 0..ROUNDS {
         produce(&bootstrap, round * PER_ROUND..(round + 1) * PER_ROUND, &[]);
-        let daemon = Daemon::start(&deep, Some(&spec), log.clone());
+        let daemon = start_stream(&deep, Some(&spec), log.clone());
         random ^= random << 13;
         random ^= random >> 7;
         random ^= random << 17;
@@ -358,7 +270,7 @@ fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     let n = ROUNDS * PER_ROUND;
     let killed_runs_commits = catalog_seq(&deep);
     assert!(killed_runs_commits >= ROUNDS, "only {killed_runs_commits} checkpoints before the final run");
-    let daemon = Daemon::start(&deep, Some(&spec), log.clone());
+    let daemon = start_stream(&deep, Some(&spec), log.clone());
     daemon.wait_for_events(n as i64);
     assert!(daemon.terminate().success(), "log:\n{}", read(&log));
     assert_eq!(published_totals(&deep), (n as i64, expected_added(n)), "log:\n{}", read(&log));
@@ -378,8 +290,8 @@ fn a_second_daemon_and_broker_faults_cannot_double_count_or_lose_events() {
     let deep = dir.path().join("deep");
     let spec =
         write_spec(dir.path(), &bootstrap, json!({"maxRowsInMemory": 500, "checkpointPeriod": "PT0.3S"}));
-    let first = Daemon::start(&deep, Some(&spec), dir.path().join("first.log"));
-    let second = Daemon::start(&deep, Some(&spec), dir.path().join("second.log"));
+    let first = start_stream(&deep, Some(&spec), dir.path().join("first.log"));
+    let second = start_stream(&deep, Some(&spec), dir.path().join("second.log"));
     produce(&bootstrap, 0..3_000, &[]);
     broker.request_errors(
         RDKafkaApiKey::Fetch,
@@ -409,7 +321,7 @@ fn supervisor_and_push_apis() {
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep");
     let spec = write_spec(dir.path(), &bootstrap, json!({}));
-    let daemon = Daemon::start(&deep, None, dir.path().join("stream.log"));
+    let daemon = start_stream(&deep, None, dir.path().join("stream.log"));
     assert_eq!(daemon.json("GET", "/druid/indexer/v1/supervisor", None), json!([]));
     let submitted = daemon.json("POST", "/druid/indexer/v1/supervisor", Some(&read(&spec)));
     assert_eq!(submitted, json!({"id": "wiki"}));
@@ -467,7 +379,7 @@ fn too_many_unparseable_events_stop_the_daemon_after_a_checkpoint() {
     let spec = write_spec(dir.path(), &bootstrap, json!({"maxParseExceptions": 2}));
     produce(&bootstrap, 0..10, &["{", "[]", "nope"]);
     let log = dir.path().join("stream.log");
-    let mut daemon = Daemon::start(&deep, Some(&spec), log.clone());
+    let mut daemon = start_stream(&deep, Some(&spec), log.clone());
     let status = daemon.child.wait().unwrap();
     assert!(!status.success());
     let text = read(&log);

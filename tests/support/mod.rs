@@ -2,6 +2,8 @@
 //! bundled examples, and running a command that must succeed. Each test binary uses a subset.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
