@@ -1,11 +1,14 @@
 //! The `braid` command line: parses arguments, wires the library crates together and prints
 //! their results. No pipeline logic lives here.
 
+mod config;
 mod output;
+mod quickstart;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use batch::{CleanupOptions, Job, JobDefinition, PutInput, ReindexOptions, Scheduler, SchedulerOptions};
@@ -24,6 +27,11 @@ struct Cli {
     /// Log format on standard error; the level comes from RUST_LOG (default: warn).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "BRAID_LOG_FORMAT")]
     log_format: LogFormat,
+
+    /// A TOML file of settings, keyed by flag name (`deep-storage = "./var/deep"`); flags and
+    /// environment variables win over it.
+    #[arg(long, global = true, env = "BRAID_CONFIG")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -59,6 +67,52 @@ enum Command {
     Run(RunArgs),
     /// Remove overshadowed segments and files no commit names, after a retention period.
     Cleanup(CleanupArgs),
+    /// See the whole pipeline in one command: an embedded Kafka broker, a producer of
+    /// wikipedia-like events, the stream, the batch scheduler and the query API, with a live view.
+    Quickstart(QuickstartArgs),
+    /// Run a Kafka-protocol broker embedded in braid (librdkafka's mock cluster) for local
+    /// development and tests; prints its bootstrap address on the first line.
+    Broker(BrokerArgs),
+}
+
+#[derive(Debug, Args)]
+struct QuickstartArgs {
+    /// Deep storage: a directory, file://path, s3://bucket/prefix or memory://.
+    #[arg(long, env = "BRAID_DEEP_STORAGE", default_value = "./braid-data")]
+    deep_storage: String,
+    /// Require this token on the API (Bearer, or basic auth with it as the password); the
+    /// health check and metrics stay open.
+    #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Address of the query API.
+    #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
+    listen: String,
+    /// Events produced per second.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// When the batch scheduler runs (cron with a seconds field).
+    #[arg(long, default_value = "0 * * * * *")]
+    cron: String,
+    /// How long after an interval ends before the batch rebuilds it.
+    #[arg(long, default_value = "PT2M")]
+    settle: String,
+    /// How far back the scheduler looks.
+    #[arg(long, default_value = "PT3H")]
+    lookback: String,
+    /// How long overshadowed segments are kept.
+    #[arg(long, default_value = "PT10M")]
+    retention: String,
+}
+
+#[derive(Debug, Args)]
+struct BrokerArgs {
+    /// Brokers in the cluster.
+    #[arg(long, default_value_t = 1)]
+    brokers: i32,
+    /// Topics to create, as NAME or NAME:PARTITIONS (others are created with 4 partitions when
+    /// a client first asks for them).
+    #[arg(long = "topic")]
+    topics: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,10 +149,10 @@ struct JobArgs {
     #[arg(long, env = "BRAID_CRON")]
     cron: Option<String>,
     /// How far back each run looks for intervals to reindex (ISO 8601 period).
-    #[arg(long, default_value = batch::schedule::DEFAULT_LOOKBACK)]
+    #[arg(long, env = "BRAID_LOOKBACK", default_value = batch::schedule::DEFAULT_LOOKBACK)]
     lookback: String,
     /// How long after an interval ends before it is reindexed (ISO 8601 period).
-    #[arg(long, default_value = batch::schedule::DEFAULT_SETTLE)]
+    #[arg(long, env = "BRAID_SETTLE", default_value = batch::schedule::DEFAULT_SETTLE)]
     settle: String,
     /// Reindex with this spec instead (e.g. a coarser queryGranularity for older data).
     #[arg(long, requires = "spec")]
@@ -112,7 +166,7 @@ struct JobArgs {
 #[derive(Debug, Args)]
 struct SchedulerArgs {
     /// Reindex jobs running at once, over all jobs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "BRAID_MAX_CONCURRENT", default_value_t = 1)]
     max_concurrent: usize,
     /// Worker threads of each reindex (default: all cores).
     #[arg(long)]
@@ -122,7 +176,7 @@ struct SchedulerArgs {
     retries: u32,
     /// How long overshadowed segments are kept before cleanup (run after every scheduler run)
     /// deletes their files (ISO 8601 period).
-    #[arg(long, default_value = DEFAULT_RETENTION)]
+    #[arg(long, env = "BRAID_RETENTION", default_value = DEFAULT_RETENTION)]
     retention: String,
     /// Do not run cleanup after scheduler runs.
     #[arg(long)]
@@ -133,6 +187,9 @@ struct SchedulerArgs {
 struct ScheduleArgs {
     #[command(flatten)]
     storage: StorageArgs,
+    /// Address of /status/health and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    listen: String,
     #[command(flatten)]
     jobs: JobArgs,
     #[command(flatten)]
@@ -169,7 +226,7 @@ struct CleanupArgs {
     data_source: Option<String>,
     /// How long a dropped segment's file is kept (ISO 8601 period); files no commit names are
     /// kept at least this long and at least an hour.
-    #[arg(long, default_value = DEFAULT_RETENTION)]
+    #[arg(long, env = "BRAID_RETENTION", default_value = DEFAULT_RETENTION)]
     retention: String,
     /// Say what would be removed, remove nothing.
     #[arg(long)]
@@ -193,21 +250,25 @@ struct RunArgs {
     #[arg(long, env = "BRAID_CRON", default_value = DEFAULT_RUN_CRON)]
     cron: String,
     /// How far back each scheduler run looks (ISO 8601 period).
-    #[arg(long, default_value = batch::schedule::DEFAULT_LOOKBACK)]
+    #[arg(long, env = "BRAID_LOOKBACK", default_value = batch::schedule::DEFAULT_LOOKBACK)]
     lookback: String,
     /// How long after an interval ends before the batch rebuilds it (ISO 8601 period).
-    #[arg(long, default_value = batch::schedule::DEFAULT_SETTLE)]
+    #[arg(long, env = "BRAID_SETTLE", default_value = batch::schedule::DEFAULT_SETTLE)]
     settle: String,
     #[command(flatten)]
     scheduler: SchedulerArgs,
     /// Raw archive path template under the deep-storage root.
     #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
     raw_layout: String,
+    /// Require this token on the API (Bearer, or basic auth with it as the password); the
+    /// health check and metrics stay open.
+    #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
     listen: String,
     /// Memory for decoded segment rows, in MiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, env = "BRAID_CACHE_MIB", default_value_t = 1024)]
     cache_mib: usize,
 }
 
@@ -302,11 +363,15 @@ struct GenerateArgs {
 struct ServeArgs {
     #[command(flatten)]
     storage: StorageArgs,
+    /// Require this token on the API (Bearer, or basic auth with it as the password); the
+    /// health check and metrics stay open.
+    #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
     listen: String,
     /// Memory for decoded segment rows, in MiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, env = "BRAID_CACHE_MIB", default_value_t = 1024)]
     cache_mib: usize,
 }
 
@@ -324,11 +389,15 @@ struct StreamArgs {
     /// Only these partitions of each topic (e.g. 0,2), so several daemons can split a topic.
     #[arg(long, value_delimiter = ',')]
     partitions: Option<Vec<i32>>,
+    /// Require this token on the API (Bearer, or basic auth with it as the password); the
+    /// health check and metrics stay open.
+    #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
     listen: String,
     /// Memory for decoded segment rows, in MiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, env = "BRAID_CACHE_MIB", default_value_t = 1024)]
     cache_mib: usize,
 }
 
@@ -351,7 +420,14 @@ struct QueryArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match config::args_with_config_file(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -392,6 +468,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Batch(BatchCommand::History(args)) => history(args).await,
         Command::Cleanup(args) => cleanup(args).await,
         Command::Run(args) => run_pipeline(args).await,
+        Command::Quickstart(args) => quickstart::run(args, shutdown_signal()).await,
+        Command::Broker(args) => broker(args).await,
     }
 }
 
@@ -518,7 +596,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     println!("braid serving Druid queries on http://{address}");
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Serving queries.");
     let engine = query_engine(storage, args.cache_mib);
-    query::server::serve(listener, engine, shutdown_signal()).await?;
+    query::server::serve(listener, engine, args.auth_token.clone(), shutdown_signal()).await?;
     Ok(())
 }
 
@@ -534,7 +612,14 @@ async fn stream_daemon(args: StreamArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     let engine = query_engine(storage.clone(), args.cache_mib);
-    let options = stream::StreamOptions { storage, raw_layout, specs, partitions: args.partitions };
+    let options = stream::StreamOptions {
+        storage,
+        raw_layout,
+        specs,
+        partitions: args.partitions,
+        auth_token: args.auth_token.clone(),
+        extra_metrics: None,
+    };
     // Scripts and tests wait for this line rather than polling the port.
     println!("braid streaming; Druid queries on http://{address}");
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Streaming.");
@@ -588,8 +673,8 @@ fn load_jobs(args: &JobArgs) -> Result<Vec<Job>> {
 }
 
 /// Prints the scheduler's first line (scripts and tests wait for it) and one line per job.
-fn announce_jobs(scheduler: &Scheduler) {
-    println!("braid batch scheduler running {} jobs", scheduler.jobs().len());
+fn announce_jobs(scheduler: &Scheduler, suffix: &str) {
+    println!("braid batch scheduler running {} jobs{suffix}", scheduler.jobs().len());
     let now = common::catalog::now_millis();
     for job in scheduler.jobs() {
         let next = job.next_fire_after(now).map_or("never".to_string(), common::time::format_iso);
@@ -609,8 +694,22 @@ async fn schedule(args: ScheduleArgs) -> Result<()> {
     let jobs = load_jobs(&args.jobs)?;
     let storage = open_storage(&args.storage)?;
     let scheduler = Scheduler::new(storage, jobs, scheduler_options(&args.scheduler, raw_layout)?);
-    announce_jobs(&scheduler);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = {
+        let scheduler = scheduler.clone();
+        Arc::new(move || scheduler.metrics_text())
+    };
+    let server = tokio::spawn(query::server::serve_status(listener, metrics, async move {
+        let _ = server_stopped.await;
+    }));
+    announce_jobs(&scheduler, &format!("; health and metrics on http://{address}"));
     scheduler.run(shutdown_signal()).await;
+    let _ = stop_server.send(());
+    let _ = server.await;
     Ok(())
 }
 
@@ -661,11 +760,36 @@ async fn cleanup(args: CleanupArgs) -> Result<()> {
     Ok(())
 }
 
+async fn broker(args: BrokerArgs) -> Result<()> {
+    let broker = stream::demo::EmbeddedBroker::start(args.brokers)?;
+    for topic in &args.topics {
+        let (name, partitions) = match topic.split_once(':') {
+            Some((name, n)) => (
+                name,
+                n.parse::<i32>().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("--topic {topic:?}: the partition count must be a positive number")
+                })?,
+            ),
+            None => (topic.as_str(), 1),
+        };
+        broker.create_topic(name, partitions)?;
+    }
+    // Scripts and tests read the address from the first line.
+    println!("{}", broker.bootstrap_servers());
+    eprintln!(
+        "braid broker: embedded Kafka-protocol broker on {}; Ctrl-C stops it",
+        broker.bootstrap_servers()
+    );
+    shutdown_signal().await;
+    drop(broker);
+    Ok(())
+}
+
 async fn run_pipeline(args: RunArgs) -> Result<()> {
     let mut specs = Vec::new();
     let mut jobs = Vec::new();
     for path in &args.specs {
-        specs.extend(read_stream_specs(path)?);
+        let read = read_stream_specs(path)?;
         let definition = JobDefinition {
             name: None,
             spec: path.clone(),
@@ -675,7 +799,9 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
             settle: Some(args.settle.clone()),
             reindex_spec: None,
         };
-        jobs.extend(batch::schedule::jobs_from_definition(&definition, Path::new(""))?);
+        let spec_list = read.iter().map(|(spec, _)| spec.clone()).collect();
+        jobs.extend(batch::schedule::jobs_with_specs(&definition, spec_list, None)?);
+        specs.extend(read);
     }
     let storage = open_storage(&args.storage)?;
     let raw_layout = RawLayout::parse(&args.raw_layout)?;
@@ -686,7 +812,15 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     let engine = query_engine(storage.clone(), args.cache_mib);
-    let options = stream::StreamOptions { storage, raw_layout, specs, partitions: None };
+    let scheduler_metrics = scheduler.clone();
+    let options = stream::StreamOptions {
+        storage,
+        raw_layout,
+        specs,
+        partitions: None,
+        auth_token: args.auth_token.clone(),
+        extra_metrics: Some(stream::daemon::ExtraMetrics(Arc::new(move || scheduler_metrics.metrics_text()))),
+    };
 
     // One signal stops both halves; so does the stream failing.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -703,7 +837,7 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     };
     // Scripts and tests wait for this line rather than polling the port.
     println!("braid running; Druid queries on http://{address}");
-    announce_jobs(&scheduler);
+    announce_jobs(&scheduler, "");
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Running the stream, the batch scheduler and the query API.");
     let batch = tokio::spawn(scheduler.run(until_stopped(stopped.clone())));
     let streamed = stream::run(options, engine, listener, until_stopped(stopped)).await;
@@ -716,8 +850,19 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT or SIGTERM; from then on a second signal exits at once, without the
+/// clean stop the first one started.
 async fn shutdown_signal() {
+    one_signal().await;
+    tracing::info!("Stopping cleanly; a second signal exits at once.");
+    tokio::spawn(async {
+        one_signal().await;
+        eprintln!("braid: second signal, exiting at once");
+        std::process::exit(130);
+    });
+}
+
+async fn one_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -838,6 +838,35 @@ fn history_and_cleanup_of_a_fresh_deep_storage() {
 }
 
 #[test]
+fn settings_come_from_flags_then_environment_then_config_file() {
+    let (deep, empty, work) = (TempDir::new().unwrap(), TempDir::new().unwrap(), TempDir::new().unwrap());
+    put_tutorial(deep.path());
+    succeed(&mut reindex(deep.path(), &wikipedia_spec(), DAY));
+    let config = work.path().join("braid.toml");
+    std::fs::write(&config, format!("deep-storage = {:?}\nrate = 5\n", deep.path().to_str().unwrap()))
+        .unwrap();
+    let segments = |env: Option<&Path>, flags: &[&OsStr]| {
+        let mut cmd = bin();
+        cmd.arg("segments").args(flags);
+        if let Some(dir) = env {
+            cmd.env("BRAID_DEEP_STORAGE", dir);
+        }
+        succeed_json(&mut cmd).as_array().unwrap().len()
+    };
+    let file = [OsStr::new("--config"), config.as_os_str()];
+    assert_eq!(segments(None, &file), 1, "from the file");
+    assert_eq!(segments(Some(empty.path()), &file), 0, "the environment wins over the file");
+    let flag = [&file[..], &[OsStr::new("--deep-storage"), deep.path().as_os_str()]].concat();
+    assert_eq!(segments(Some(empty.path()), &flag), 1, "the flag wins over both");
+    let by_env = succeed_json(bin().arg("segments").env("BRAID_CONFIG", &config));
+    assert_eq!(by_env.as_array().unwrap().len(), 1, "the file named by BRAID_CONFIG");
+
+    std::fs::write(&config, "deep_storage = \"x\"\n").unwrap();
+    let stderr = fail(bin().arg("segments").arg("--config").arg(&config));
+    assert!(stderr.contains("no braid command has a --deep_storage flag"), "{stderr}");
+}
+
+#[test]
 fn scheduler_mistakes_are_named() {
     let deep = TempDir::new().unwrap();
     let spec = wikipedia_spec();

@@ -360,6 +360,10 @@ fn the_batch_swaps_stream_segments_atomically_and_picks_up_late_raw_events() {
     assert!(daemon.terminate().success(), "SIGTERM stops `braid run` cleanly; log:\n{}", read(&run_log));
     let daemon = start_run(&deep, &spec, "* * * * * *", run_log.clone());
     wait_until("braid run's scheduler", &run_log, || hourly(&daemon, &hours) == final_view);
+    let metrics = daemon.request("GET", "/metrics", None).1;
+    assert!(metrics.contains("batch_intervals_total{outcome=\"published\"}"), "{metrics}");
+    assert!(metrics.contains("query_count_total"), "{metrics}");
+    assert_eq!(daemon.request("GET", "/status/health", None), (200, "true".to_string()));
     assert!(daemon.terminate().success(), "log:\n{}", read(&run_log));
     let runs = history(&deep);
     let published: Vec<&Value> = runs

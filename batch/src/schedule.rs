@@ -142,6 +142,18 @@ pub fn load_jobs_file(path: &Path) -> Result<Vec<Job>, BatchError> {
 
 /// The jobs one definition describes: one per dataSource of its spec file (or the one named).
 pub fn jobs_from_definition(definition: &JobDefinition, base: &Path) -> Result<Vec<Job>, BatchError> {
+    let specs = read_specs(&base.join(&definition.spec))?;
+    let reindex_specs = definition.reindex_spec.as_ref().map(|p| read_specs(&base.join(p))).transpose()?;
+    jobs_with_specs(definition, specs, reindex_specs)
+}
+
+/// The jobs of a definition whose specs are already loaded (`definition.spec` and
+/// `reindex_spec` then only name them in errors).
+pub fn jobs_with_specs(
+    definition: &JobDefinition,
+    specs: Vec<DataSourceSpec>,
+    reindex_specs: Option<Vec<DataSourceSpec>>,
+) -> Result<Vec<Job>, BatchError> {
     let cron = parse_cron(&definition.cron)?;
     let period = |what: &str, value: Option<&str>, default: &str| {
         let value = value.unwrap_or(default);
@@ -156,8 +168,6 @@ pub fn jobs_from_definition(definition: &JobDefinition, base: &Path) -> Result<V
     if lookback.subtract_from(0) == 0 {
         return Err(BatchError::InvalidRequest("lookback must be longer than zero".into()));
     }
-    let specs = read_specs(&base.join(&definition.spec))?;
-    let reindex_specs = definition.reindex_spec.as_ref().map(|p| read_specs(&base.join(p))).transpose()?;
     let chosen: Vec<DataSourceSpec> = match &definition.data_source {
         Some(name) => {
             let spec = specs.iter().find(|s| s.data_source.as_str() == name).ok_or_else(|| {
@@ -310,13 +320,68 @@ struct Inner {
     options: SchedulerOptions,
     identity: String,
     permits: Semaphore,
+    metrics: std::sync::Mutex<SchedulerMetrics>,
+}
+
+/// What the scheduler has done since it started.
+#[derive(Debug, Default)]
+struct SchedulerMetrics {
+    runs: std::collections::BTreeMap<&'static str, u64>,
+    intervals: std::collections::BTreeMap<&'static str, u64>,
+    events: u64,
+    rows: u64,
+    last_run_end: Option<Millis>,
 }
 
 impl Scheduler {
     /// A scheduler for `jobs`.
     pub fn new(storage: DeepStorage, jobs: Vec<Job>, options: SchedulerOptions) -> Self {
         let permits = Semaphore::new(options.max_concurrent.max(1));
-        Self { inner: Arc::new(Inner { storage, jobs, options, identity: process_identity(), permits }) }
+        let metrics = std::sync::Mutex::new(SchedulerMetrics::default());
+        Self {
+            inner: Arc::new(Inner { storage, jobs, options, identity: process_identity(), permits, metrics }),
+        }
+    }
+
+    /// Runs, intervals by outcome, events and rows since start, in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let m = self.inner.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        out.push_str(
+            "# HELP batch_runs_total Scheduler runs, by outcome.\n# TYPE batch_runs_total counter\n",
+        );
+        for outcome in ["succeeded", "partial", "failed", "idle", "cancelled"] {
+            let n = m.runs.get(outcome).copied().unwrap_or(0);
+            out.push_str(&format!("batch_runs_total{{outcome=\"{outcome}\"}} {n}\n"));
+        }
+        out.push_str("# HELP batch_intervals_total Intervals the scheduler chose, by outcome.\n# TYPE batch_intervals_total counter\n");
+        for outcome in ["published", "failed", "skipped", "cancelled"] {
+            let n = m.intervals.get(outcome).copied().unwrap_or(0);
+            out.push_str(&format!("batch_intervals_total{{outcome=\"{outcome}\"}} {n}\n"));
+        }
+        out.push_str(&format!(
+            "# HELP batch_events_processed_total Events the scheduler's reindexes read.\n# TYPE batch_events_processed_total counter\nbatch_events_processed_total {}\n\
+             # HELP batch_rows_output_total Rollup rows the scheduler's reindexes wrote.\n# TYPE batch_rows_output_total counter\nbatch_rows_output_total {}\n",
+            m.events, m.rows
+        ));
+        if let Some(end) = m.last_run_end {
+            out.push_str(&format!(
+                "# HELP batch_last_run_end_seconds When the last run ended, Unix seconds.\n# TYPE batch_last_run_end_seconds gauge\nbatch_last_run_end_seconds {}\n",
+                end as f64 / 1000.0
+            ));
+        }
+        out
+    }
+
+    fn count_run(&self, record: &RunRecord) {
+        let mut m = self.inner.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        *m.runs.entry(record.outcome.name()).or_default() += 1;
+        for interval in &record.intervals {
+            *m.intervals.entry(interval.outcome.name()).or_default() += 1;
+        }
+        m.events += record.events;
+        m.rows += record.rows;
+        m.last_run_end = Some(now_millis());
     }
 
     /// The jobs.
@@ -435,6 +500,7 @@ impl Scheduler {
             }
         }
         record.ended = format_iso(now_millis());
+        self.count_run(&record);
         info!(
             job = job.name,
             outcome = record.outcome.name(),
@@ -719,6 +785,10 @@ mod tests {
 
         let first = scheduler.run_job(0, now_millis(), never_stopped()).await;
         assert_eq!(first.outcome, RunOutcome::Succeeded, "{first:?}");
+        let metrics = scheduler.metrics_text();
+        assert!(metrics.contains("batch_runs_total{outcome=\"succeeded\"} 1\n"), "{metrics}");
+        assert!(metrics.contains("batch_intervals_total{outcome=\"published\"} 2\n"), "{metrics}");
+        assert!(metrics.contains("batch_events_processed_total 5\n"), "{metrics}");
         assert_eq!(
             outcomes(&first),
             [(hour_start(3), IntervalOutcome::Published), (hour_start(2), IntervalOutcome::Published)]

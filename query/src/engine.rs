@@ -50,6 +50,24 @@ struct EngineInner {
     catalogs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<CatalogView>>>>,
     live: RwLock<BTreeMap<String, Arc<dyn LiveSource>>>,
     threads: usize,
+    metrics: QueryMetrics,
+}
+
+/// Queries answered, failed and the time they took, as Druid's `query/count`,
+/// `query/success/count`, `query/failed/count` and `query/time`.
+#[derive(Debug, Default)]
+struct QueryMetrics {
+    succeeded: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl QueryMetrics {
+    fn record<T, E>(&self, started: std::time::Instant, result: &Result<T, E>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        if result.is_ok() { &self.succeeded } else { &self.failed }.fetch_add(1, Relaxed);
+    }
 }
 
 /// One dataSource's catalog and the state last read from it.
@@ -70,6 +88,7 @@ impl QueryEngine {
                 catalogs: Mutex::new(HashMap::new()),
                 live: RwLock::new(BTreeMap::new()),
                 threads: options.threads.max(1),
+                metrics: QueryMetrics::default(),
             }),
         }
     }
@@ -205,13 +224,60 @@ impl QueryEngine {
 
     /// Runs a Druid native query (its JSON body) and returns Druid's JSON response.
     pub async fn native(&self, query: &Value) -> Result<Value, QueryError> {
-        crate::native::run(self, query).await
+        let started = std::time::Instant::now();
+        let result = crate::native::run(self, query).await;
+        self.inner.metrics.record(started, &result);
+        result
     }
 
     /// Runs a Druid SQL request.
     pub async fn sql(&self, request: &crate::sql::SqlRequest) -> Result<crate::sql::SqlAnswer, QueryError> {
-        let ctx = crate::sql::new_session(self.schema_provider().await?, self.inner.threads);
-        crate::sql::execute(&ctx, request).await
+        let started = std::time::Instant::now();
+        let result = async {
+            let ctx = crate::sql::new_session(self.schema_provider().await?, self.inner.threads);
+            crate::sql::execute(&ctx, request).await
+        }
+        .await;
+        self.inner.metrics.record(started, &result);
+        result
+    }
+
+    /// The query metrics in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.inner.metrics;
+        let (succeeded, failed) = (m.succeeded.load(Relaxed), m.failed.load(Relaxed));
+        let seconds = m.micros.load(Relaxed) as f64 / 1e6;
+        let mut out = String::new();
+        for (name, help, kind, value) in [
+            (
+                "query_count_total",
+                "Queries received (Druid query/count).",
+                "counter",
+                (succeeded + failed) as f64,
+            ),
+            (
+                "query_success_count_total",
+                "Queries answered (Druid query/success/count).",
+                "counter",
+                succeeded as f64,
+            ),
+            (
+                "query_failed_count_total",
+                "Queries that failed (Druid query/failed/count).",
+                "counter",
+                failed as f64,
+            ),
+            (
+                "query_time_seconds_total",
+                "Time spent answering queries (Druid query/time).",
+                "counter",
+                seconds,
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        out
     }
 }
 

@@ -1,5 +1,6 @@
 //! Druid's query HTTP API: `POST /druid/v2` (native), `POST /druid/v2/sql` (SQL),
-//! `GET /druid/v2/datasources[/<name>]` and `GET /status/health`.
+//! `GET /druid/v2/datasources[/<name>]` and `GET /status/health`; and the optional token every
+//! braid daemon's API asks for.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,6 +27,57 @@ pub fn router(engine: QueryEngine) -> Router {
         .route("/status/health", get(|| async { axum::Json(true) }))
         .route("/status", get(|| async { axum::Json(json!({"version": env!("CARGO_PKG_VERSION")})) }))
         .with_state(engine)
+}
+
+/// The content type of Prometheus' text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// Requires `Authorization: Bearer <token>` (or Basic auth with the token as the password, as
+/// pydruid and most HTTP clients send it) on every request except `GET /status`,
+/// `/status/health` and `/metrics`, which health checks and Prometheus scrape without
+/// credentials. No token, no check.
+pub fn require_token(router: Router, token: Option<String>) -> Router {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return router;
+    };
+    let token: std::sync::Arc<str> = token.into();
+    router.layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+        let token = token.clone();
+        async move {
+            let open = matches!(request.uri().path(), "/status" | "/status/health" | "/metrics");
+            let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            if open || presented.is_some_and(|value| credentials_match(value, &token)) {
+                return next.run(request).await;
+            }
+            let body = json!({
+                "error": "Unauthorized",
+                "errorMessage": "this braid requires a token: send \"Authorization: Bearer <token>\" or basic auth with the token as the password",
+                "errorClass": "org.apache.druid.server.security.ForbiddenException",
+            });
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
+        }
+    }))
+}
+
+fn credentials_match(value: &str, token: &str) -> bool {
+    use base64::Engine;
+    let presented = if let Some(bearer) = value.strip_prefix("Bearer ") {
+        bearer.trim().to_string()
+    } else if let Some(basic) = value.strip_prefix("Basic ") {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&decoded).into_owned();
+        match text.split_once(':') {
+            Some((_, password)) => password.to_string(),
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    // Compare every byte, so the time taken does not tell how much of a guess was right.
+    presented.len() == token.len()
+        && presented.bytes().zip(token.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 /// An error as Druid writes it.
@@ -108,11 +160,51 @@ async fn data_source(State(engine): State<QueryEngine>, Path(name): Path<String>
     }
 }
 
-/// Serves the API on a bound listener until `shutdown` completes.
+/// Serves the API on a bound listener until `shutdown` completes; with a token, every request
+/// but the health check must carry it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: QueryEngine,
+    auth_token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine)).with_graceful_shutdown(shutdown).await
+    let metrics_engine = engine.clone();
+    let app = router(engine).route(
+        "/metrics",
+        get(
+            move || async move { ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], metrics_engine.metrics_text()) },
+        ),
+    );
+    axum::serve(listener, require_token(app, auth_token)).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves only `GET /status/health` and `GET /metrics` (the text `metrics` makes), for daemons
+/// without a query API such as the batch scheduler.
+pub async fn serve_status(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new().route("/status/health", get(|| async { axum::Json(true) })).route(
+        "/metrics",
+        get(move || async move { ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], metrics()) }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credentials_match;
+
+    #[test]
+    fn bearer_and_basic_credentials() {
+        assert!(credentials_match("Bearer s3cret", "s3cret"));
+        assert!(!credentials_match("Bearer s3cre", "s3cret"));
+        assert!(!credentials_match("Bearer s3cretX", "s3cret"));
+        // "druid:s3cret" and "druid:nope"
+        assert!(credentials_match("Basic ZHJ1aWQ6czNjcmV0", "s3cret"));
+        assert!(!credentials_match("Basic ZHJ1aWQ6bm9wZQ==", "s3cret"));
+        assert!(!credentials_match("Basic !!!", "s3cret"));
+        assert!(!credentials_match("s3cret", "s3cret"));
+    }
 }

@@ -43,6 +43,20 @@ pub struct StreamOptions {
     pub specs: Vec<(DataSourceSpec, Value)>,
     /// Only these partitions of each topic, so several daemons can split a topic.
     pub partitions: Option<Vec<i32>>,
+    /// The token every request but the health check and metrics must carry, if any.
+    pub auth_token: Option<String>,
+    /// More Prometheus text for `/metrics` (the batch scheduler's, when `braid run` runs one).
+    pub extra_metrics: Option<ExtraMetrics>,
+}
+
+/// A source of more `/metrics` text.
+#[derive(Clone)]
+pub struct ExtraMetrics(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
 }
 
 /// The running daemon; cheap to clone.
@@ -60,6 +74,7 @@ struct Inner {
     engine: QueryEngine,
     supervisors: Mutex<BTreeMap<String, Supervisor>>,
     ended: UnboundedSender<(String, Option<String>)>,
+    extra_metrics: std::sync::OnceLock<ExtraMetrics>,
 }
 
 struct Supervisor {
@@ -97,6 +112,7 @@ impl Daemon {
             engine,
             supervisors: Mutex::new(BTreeMap::new()),
             ended,
+            extra_metrics: std::sync::OnceLock::new(),
         };
         (Self { inner: Arc::new(inner) }, receiver)
     }
@@ -183,12 +199,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StreamError> {
     let (daemon, mut ended) = Daemon::new(options.storage, options.raw_layout, options.partitions, engine);
+    if let Some(extra) = options.extra_metrics {
+        let _ = daemon.inner.extra_metrics.set(extra);
+    }
     for (spec, json) in options.specs {
         daemon.start(spec, json).await?;
     }
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = query::server::require_token(daemon.router(), options.auth_token);
     let server = tokio::spawn(
-        axum::serve(listener, daemon.router())
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = server_stopped.await;
             })
@@ -325,8 +345,12 @@ async fn reset(State(daemon): State<Daemon>, Path(id): Path<String>) -> Response
 
 async fn metrics(State(daemon): State<Daemon>) -> Response {
     let supervisors = daemon.supervisors();
-    let text = render(supervisors.iter().map(|(name, s)| (name.as_str(), s.ingester.metrics.as_ref())));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let mut text = render(supervisors.iter().map(|(name, s)| (name.as_str(), s.ingester.metrics.as_ref())));
+    text.push_str(&daemon.inner.engine.metrics_text());
+    if let Some(extra) = daemon.inner.extra_metrics.get() {
+        text.push_str(&(extra.0)());
+    }
+    ([(header::CONTENT_TYPE, query::server::PROMETHEUS_TEXT)], text).into_response()
 }
 
 /// Tranquility's push: a JSON array or newline-delimited objects (gzip accepted), produced to

@@ -8,11 +8,13 @@
 //! offsets in one catalog commit whose offset check fails if another writer moved them; killed
 //! at any moment, the daemon restarts from the last commit and nothing is lost or counted twice.
 //! [`daemon`] serves the query API, Druid's supervisor API, Tranquility's push API and
-//! `/metrics` on one port.
+//! `/metrics` on one port. [`demo`] holds the embedded broker and the demo producer of
+//! `braid broker` and `braid quickstart`.
 
 pub mod archive;
 pub mod checkpoint;
 pub mod daemon;
+pub mod demo;
 mod error;
 pub mod ingest;
 pub mod ingester;
