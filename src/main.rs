@@ -517,7 +517,8 @@ async fn raw_put(args: PutArgs) -> Result<()> {
     if inputs.iter().filter(|i| matches!(i, PutInput::Stdin)).count() > 1 {
         bail!("standard input (\"-\") can be read only once");
     }
-    let report = batch::put_raw(&storage, &spec, &layout, inputs).await?;
+    let progress = std::io::stderr().is_terminal() && !args.json;
+    let report = batch::put_raw(&storage, &spec, &layout, inputs, progress).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

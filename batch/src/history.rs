@@ -199,14 +199,29 @@ pub async fn read_history(
     Ok(records.into_iter().flatten().collect())
 }
 
-/// When `job` last ran for `data_source`, by its scheduled time.
+/// When `job` last ran for `data_source`, by its scheduled time. Reads records newest first
+/// and stops at the first of the job, so a long history costs a listing, not a read of each.
 pub async fn last_scheduled(
     storage: &DeepStorage,
     data_source: &DataSourceName,
     job: &str,
 ) -> Result<Option<Millis>, BatchError> {
-    let history = read_history(storage, Some(data_source)).await?;
-    Ok(history.iter().filter(|r| r.job == job).filter_map(RunRecord::scheduled_millis).max())
+    let mut paths: Vec<(Millis, String)> = storage
+        .list(&history_dir(data_source))
+        .await?
+        .into_iter()
+        .filter_map(|o| parse_history_path(&o.path).ok().map(|(_, started, _)| (started, o.path)))
+        .collect();
+    paths.sort();
+    for (_, path) in paths.iter().rev() {
+        let bytes = storage.get(path).await?;
+        match serde_json::from_slice::<RunRecord>(&bytes) {
+            Ok(record) if record.job == job => return Ok(record.scheduled_millis()),
+            Ok(_) => {}
+            Err(e) => warn!(path, error = %e, "Skipping an unreadable run record."),
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

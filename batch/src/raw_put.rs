@@ -17,6 +17,7 @@ use common::rollup::event_time;
 use common::spec::DataSourceSpec;
 use common::storage::{DeepStorage, StorageError};
 use common::time::Millis;
+use indicatif::{ProgressBar, ProgressStyle};
 use layouts::{RawFileName, RawLayout};
 use serde::Serialize;
 use tracing::info;
@@ -84,16 +85,19 @@ pub async fn put_raw(
     spec: &DataSourceSpec,
     layout: &RawLayout,
     inputs: Vec<PutInput>,
+    progress: bool,
 ) -> Result<PutReport, BatchError> {
     let mut report = PutReport::default();
     let mut rejects: Vec<RejectedLine> = Vec::new();
+    let bar = progress_bar(&inputs, progress);
     for input in inputs {
         let name = input.name();
         let spec_for_read = spec.clone();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ArchivePart>(2);
         // Reading and compressing is CPU work: it runs on a blocking thread and hands finished
         // parts to this task to upload.
-        let reader = tokio::task::spawn_blocking(move || read_input(input, &spec_for_read, tx));
+        let input_bar = bar.clone();
+        let reader = tokio::task::spawn_blocking(move || read_input(input, &spec_for_read, tx, input_bar));
         while let Some(part) = rx.recv().await {
             report.parts.push(store_part(storage, spec, layout, part).await?);
         }
@@ -104,6 +108,7 @@ pub async fn put_raw(
         report.rejected += outcome.rejects.len() as u64;
         rejects.extend(outcome.rejects);
     }
+    bar.finish_and_clear();
     if !rejects.is_empty() {
         report.rejects_path = Some(store_rejects(storage, spec, &rejects).await?);
         report.first_rejects = rejects.into_iter().take(REPORTED_REJECTS).collect();
@@ -124,16 +129,40 @@ struct ReadOutcome {
     rejects: Vec<RejectedLine>,
 }
 
+/// Bytes of input read, on a terminal only; a spinner when standard input is among them.
+fn progress_bar(inputs: &[PutInput], progress: bool) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let sizes: Option<u64> = inputs
+        .iter()
+        .map(|input| match input {
+            PutInput::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            PutInput::Stdin => None,
+        })
+        .sum();
+    let (bar, template) = match sizes {
+        Some(total) => (
+            ProgressBar::new(total),
+            "raw put [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        ),
+        None => (ProgressBar::new_spinner(), "raw put {spinner} {binary_bytes} {binary_bytes_per_sec}"),
+    };
+    bar.set_style(ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
+    bar
+}
+
 fn read_input(
     input: PutInput,
     spec: &DataSourceSpec,
     parts: tokio::sync::mpsc::Sender<ArchivePart>,
+    bar: ProgressBar,
 ) -> Result<ReadOutcome, BatchError> {
     let name = input.name();
     let io_error = |e: std::io::Error| BatchError::Input { path: name.clone(), message: e.to_string() };
     let source: Box<dyn Read + Send> = match &input {
-        PutInput::File(path) => Box::new(std::fs::File::open(path).map_err(io_error)?),
-        PutInput::Stdin => Box::new(std::io::stdin()),
+        PutInput::File(path) => Box::new(bar.wrap_read(std::fs::File::open(path).map_err(io_error)?)),
+        PutInput::Stdin => Box::new(bar.wrap_read(std::io::stdin())),
     };
     let mut lines = Lines::new(source).map_err(io_error)?;
     let mut archive = HourlyArchive::new(DEFAULT_MAX_PART_BYTES);
