@@ -296,6 +296,8 @@ fn the_batch_swaps_stream_segments_atomically_and_picks_up_late_raw_events() {
                 spec.to_str().unwrap(),
                 "--deep-storage",
                 deep.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
                 "--cron",
                 "* * * * * *",
                 "--lookback",
