@@ -208,10 +208,14 @@ pub fn cleanup_table(reports: &[CleanupReport]) {
                 r.retained.to_string(),
                 r.deleted_files.len().to_string(),
                 human_bytes(r.deleted_bytes),
+                r.history_records.to_string(),
             ]
         })
         .collect();
-    table(&["dataSource", "dropped", "purged", "retained", "files deleted", "bytes"], &rows);
+    table(
+        &["dataSource", "dropped", "purged", "retained", "files deleted", "bytes", "run records deleted"],
+        &rows,
+    );
     if reports.iter().any(|r| r.dry_run) {
         println!("(dry run: nothing was changed)");
     }

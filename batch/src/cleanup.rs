@@ -10,6 +10,9 @@
 //!    never committed) are deleted once older than the retention period and at least an hour,
 //!    so a checkpoint or reindex still writing the files it is about to commit is never touched.
 //!
+//! 4. Scheduler run records older than 30 days are deleted, except each job's newest (which a
+//!    restarted scheduler reads to catch up).
+//!
 //! Raw files other systems dropped into the archive, `raw put` files and rejects are input or
 //! evidence, never garbage; they are left alone.
 
@@ -27,6 +30,9 @@ use crate::BatchError;
 /// The least age of a file no commit names before cleanup deletes it: far longer than any
 /// checkpoint or reindex takes between writing a file and committing it.
 pub const UNREFERENCED_FILE_GRACE_MS: Millis = 3_600_000;
+
+/// How long scheduler run records are kept.
+pub const HISTORY_RETENTION_MS: Millis = 30 * 24 * 3_600_000;
 
 /// How cleanup works.
 #[derive(Debug, Clone)]
@@ -53,6 +59,8 @@ pub struct CleanupReport {
     pub deleted_bytes: u64,
     /// Dropped segments still within the retention period.
     pub retained: usize,
+    /// Scheduler run records deleted.
+    pub history_records: usize,
     /// Whether nothing was changed.
     pub dry_run: bool,
 }
@@ -142,6 +150,15 @@ pub async fn cleanup(
         report.deleted_bytes += object.size;
         report.deleted_files.push(object.path);
     }
+    // 4. Old run records, each job's newest kept.
+    let old_records = old_run_records(storage, data_source, now - HISTORY_RETENTION_MS).await?;
+    if !options.dry_run {
+        for path in &old_records {
+            storage.delete(path).await?;
+        }
+    }
+    report.history_records = old_records.len();
+
     if !options.dry_run && (!report.dropped.is_empty() || !report.deleted_files.is_empty()) {
         info!(
             data_source = %data_source,
@@ -153,6 +170,40 @@ pub async fn cleanup(
         );
     }
     Ok(report)
+}
+
+/// Run records of `data_source` that started before `cutoff`, except each job's newest.
+async fn old_run_records(
+    storage: &DeepStorage,
+    data_source: &DataSourceName,
+    cutoff: Millis,
+) -> Result<Vec<String>, BatchError> {
+    let mut records: Vec<(Millis, String)> = storage
+        .list(&layouts::history_dir(data_source))
+        .await?
+        .into_iter()
+        .filter_map(|o| layouts::parse_history_path(&o.path).ok().map(|(_, started, _)| (started, o.path)))
+        .collect();
+    records.sort();
+    let old: Vec<&String> = records.iter().filter(|(started, _)| *started < cutoff).map(|(_, p)| p).collect();
+    if old.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each job's newest record stays, however old.
+    let history = crate::history::read_history(storage, Some(data_source)).await?;
+    let mut newest_of_job: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for record in &history {
+        newest_of_job.insert(record.job.as_str(), record.started.as_str());
+    }
+    let keep: BTreeSet<String> = history
+        .iter()
+        .filter(|r| newest_of_job.get(r.job.as_str()) == Some(&r.started.as_str()))
+        .filter_map(|r| {
+            let started = parse_iso(&r.started).ok()?;
+            layouts::history_path(data_source, started, &r.run_id).ok()
+        })
+        .collect();
+    Ok(old.into_iter().filter(|p| !keep.contains(*p)).cloned().collect())
 }
 
 /// Used segments that the timeline leaves out entirely.
@@ -288,5 +339,38 @@ mod tests {
         assert_eq!(old.deleted_files, vec![orphan_segment.clone(), orphan_part.clone()]);
         assert!(storage.head(&foreign).await.is_ok(), "raw input is never garbage");
         assert!(storage.head(&visible[0]).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn run_records_older_than_thirty_days_go_but_each_jobs_newest_stays() {
+        use crate::history::{RunOutcome, RunRecord, read_history, record_run};
+        let storage = DeepStorage::open("memory://").unwrap();
+        let day = 24 * HOUR;
+        let now = now_millis();
+        let record = |job: &str, days_ago: i64, id: &str| RunRecord {
+            run_id: id.into(),
+            job: job.into(),
+            data_source: "wiki".into(),
+            scheduled: format_iso(now - days_ago * day),
+            started: format_iso(now - days_ago * day),
+            ended: format_iso(now - days_ago * day),
+            outcome: RunOutcome::Idle,
+            intervals: Vec::new(),
+            events: 0,
+            rows: 0,
+            error: None,
+            scheduler: "test".into(),
+        };
+        // "hourly" has an old and a recent run; "monthly" only old ones.
+        for (job, days_ago, id) in
+            [("hourly", 40, "a1"), ("hourly", 1, "a2"), ("monthly", 60, "b1"), ("monthly", 31, "b2")]
+        {
+            record_run(&storage, &record(job, days_ago, id)).await.unwrap();
+        }
+        let report = cleanup(&storage, &ds(), &layout(), &options("P1D")).await.unwrap();
+        assert_eq!(report.history_records, 2);
+        let left: Vec<String> =
+            read_history(&storage, Some(&ds())).await.unwrap().into_iter().map(|r| r.run_id).collect();
+        assert_eq!(left, ["b2", "a2"]);
     }
 }
