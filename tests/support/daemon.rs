@@ -27,7 +27,18 @@ impl Daemon {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
-        for var in ["BRAID_DEEP_STORAGE", "BRAID_LISTEN", "BRAID_LOG_FORMAT", "BRAID_SPEC", "BRAID_CRON"] {
+        for var in [
+            "BRAID_DEEP_STORAGE",
+            "BRAID_LISTEN",
+            "BRAID_LOG_FORMAT",
+            "BRAID_SPEC",
+            "BRAID_CRON",
+            "BRAID_CONFIG",
+            "BRAID_AUTH_TOKEN",
+            "BRAID_LOOKBACK",
+            "BRAID_SETTLE",
+            "BRAID_RETENTION",
+        ] {
             cmd.env_remove(var);
         }
         cmd.args(args);

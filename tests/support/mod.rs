@@ -23,6 +23,14 @@ pub fn bin() -> Command {
         "BRAID_RAW_LAYOUT",
         "BRAID_LOG_FORMAT",
         "BRAID_LISTEN",
+        "BRAID_CONFIG",
+        "BRAID_AUTH_TOKEN",
+        "BRAID_CRON",
+        "BRAID_LOOKBACK",
+        "BRAID_SETTLE",
+        "BRAID_RETENTION",
+        "BRAID_CACHE_MIB",
+        "BRAID_MAX_CONCURRENT",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);
