@@ -178,13 +178,7 @@ async fn old_run_records(
     data_source: &DataSourceName,
     cutoff: Millis,
 ) -> Result<Vec<String>, BatchError> {
-    let mut records: Vec<(Millis, String)> = storage
-        .list(&layouts::history_dir(data_source))
-        .await?
-        .into_iter()
-        .filter_map(|o| layouts::parse_history_path(&o.path).ok().map(|(_, started, _)| (started, o.path)))
-        .collect();
-    records.sort();
+    let records = crate::history::record_paths(storage, data_source).await?;
     let old: Vec<&String> = records.iter().filter(|(started, _)| *started < cutoff).map(|(_, p)| p).collect();
     if old.is_empty() {
         return Ok(Vec::new());

@@ -156,6 +156,21 @@ pub async fn record_run(storage: &DeepStorage, record: &RunRecord) -> Result<Str
     Ok(path)
 }
 
+/// The run records of one dataSource as (start, path), oldest first.
+pub(crate) async fn record_paths(
+    storage: &DeepStorage,
+    data_source: &DataSourceName,
+) -> Result<Vec<(Millis, String)>, BatchError> {
+    let mut paths: Vec<(Millis, String)> = storage
+        .list(&history_dir(data_source))
+        .await?
+        .into_iter()
+        .filter_map(|o| parse_history_path(&o.path).ok().map(|(_, started, _)| (started, o.path)))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// Every run record of one dataSource, or of all, oldest first. A record that cannot be read
 /// is reported and skipped: history is for people, not for correctness.
 pub async fn read_history(
@@ -173,13 +188,7 @@ pub async fn read_history(
     };
     let mut paths = Vec::new();
     for ds in &names {
-        paths.extend(
-            storage
-                .list(&history_dir(ds))
-                .await?
-                .into_iter()
-                .filter_map(|o| parse_history_path(&o.path).ok().map(|(_, started, _)| (started, o.path))),
-        );
+        paths.extend(record_paths(storage, ds).await?);
     }
     paths.sort();
     let records: Vec<Option<RunRecord>> = futures::stream::iter(paths)
@@ -206,14 +215,7 @@ pub async fn last_scheduled(
     data_source: &DataSourceName,
     job: &str,
 ) -> Result<Option<Millis>, BatchError> {
-    let mut paths: Vec<(Millis, String)> = storage
-        .list(&history_dir(data_source))
-        .await?
-        .into_iter()
-        .filter_map(|o| parse_history_path(&o.path).ok().map(|(_, started, _)| (started, o.path)))
-        .collect();
-    paths.sort();
-    for (_, path) in paths.iter().rev() {
+    for (_, path) in record_paths(storage, data_source).await?.iter().rev() {
         let bytes = storage.get(path).await?;
         match serde_json::from_slice::<RunRecord>(&bytes) {
             Ok(record) if record.job == job => return Ok(record.scheduled_millis()),
