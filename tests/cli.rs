@@ -828,6 +828,7 @@ fn history_and_cleanup_of_a_fresh_deep_storage() {
     succeed(&mut reindex(deep.path(), &wikipedia_spec(), DAY));
     let dry = succeed_json(&mut braid(deep.path(), &["cleanup", "--retention", "PT0S", "--dry-run"]));
     assert_eq!(dry[0]["dropped"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(dry[0]["deletedFiles"].as_array().unwrap().len(), 1, "the dropped segment's file: {dry}");
     assert_eq!(segments_json(deep.path()).len(), 2);
     let table = succeed(&mut braid(deep.path(), &["cleanup", "--retention", "PT0S"]));
     assert!(table.starts_with("dataSource  dropped  purged"), "{table}");

@@ -82,7 +82,17 @@ pub async fn cleanup(
 
     // 1. Drop overshadowed segments.
     report.dropped = overshadowed(&state);
-    if !report.dropped.is_empty() && !options.dry_run {
+    if options.dry_run {
+        // What the commit would do, on this copy of the state only, so that the report shows
+        // the files the drop would let step 2 delete.
+        let time = common::time::format_iso(now_millis());
+        for id in &report.dropped {
+            if let Some(segment) = state.segments.remove(id) {
+                state.unused.insert(id.clone(), segment);
+                state.unused_since.insert(id.clone(), time.clone());
+            }
+        }
+    } else if !report.dropped.is_empty() {
         catalog
             .commit(&mut state, "cleanup", |current| {
                 // Decided again on the state the commit lands on.
