@@ -260,16 +260,8 @@ struct RunArgs {
     /// Raw archive path template under the deep-storage root.
     #[arg(long, env = "BRAID_RAW_LAYOUT", default_value = RawLayout::DEFAULT_TEMPLATE)]
     raw_layout: String,
-    /// Require this token on the API (Bearer, or basic auth with it as the password); the
-    /// health check and metrics stay open.
-    #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
-    auth_token: Option<String>,
-    /// Address to listen on.
-    #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
-    listen: String,
-    /// Memory for decoded segment rows, in MiB.
-    #[arg(long, env = "BRAID_CACHE_MIB", default_value_t = 1024)]
-    cache_mib: usize,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// How long cleanup keeps overshadowed segments' files by default.
@@ -359,10 +351,9 @@ struct GenerateArgs {
     seed: u64,
 }
 
+/// The query API's port, token and cache, shared by every daemon that serves queries.
 #[derive(Debug, Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    storage: StorageArgs,
+struct ApiArgs {
     /// Require this token on the API (Bearer, or basic auth with it as the password); the
     /// health check and metrics stay open.
     #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
@@ -373,6 +364,14 @@ struct ServeArgs {
     /// Memory for decoded segment rows, in MiB.
     #[arg(long, env = "BRAID_CACHE_MIB", default_value_t = 1024)]
     cache_mib: usize,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -389,16 +388,8 @@ struct StreamArgs {
     /// Only these partitions of each topic (e.g. 0,2), so several daemons can split a topic.
     #[arg(long, value_delimiter = ',')]
     partitions: Option<Vec<i32>>,
-    /// Require this token on the API (Bearer, or basic auth with it as the password); the
-    /// health check and metrics stay open.
-    #[arg(long, env = "BRAID_AUTH_TOKEN", hide_env_values = true)]
-    auth_token: Option<String>,
-    /// Address to listen on.
-    #[arg(long, env = "BRAID_LISTEN", default_value = "127.0.0.1:8082")]
-    listen: String,
-    /// Memory for decoded segment rows, in MiB.
-    #[arg(long, env = "BRAID_CACHE_MIB", default_value_t = 1024)]
-    cache_mib: usize,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -581,6 +572,15 @@ async fn generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Binds a listening socket; the address says which port a ":0" request got.
+async fn bind(address: &str) -> Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 fn query_engine(storage: DeepStorage, cache_mib: usize) -> query::QueryEngine {
     let options =
         query::EngineOptions { cache_bytes: cache_mib.saturating_mul(1 << 20), ..Default::default() };
@@ -589,15 +589,12 @@ fn query_engine(storage: DeepStorage, cache_mib: usize) -> query::QueryEngine {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let storage = open_existing_storage(&args.storage)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let (listener, address) = bind(&args.api.listen).await?;
     // Scripts and tests wait for this line rather than polling the port.
     println!("braid serving Druid queries on http://{address}");
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Serving queries.");
-    let engine = query_engine(storage, args.cache_mib);
-    query::server::serve(listener, engine, args.auth_token.clone(), shutdown_signal()).await?;
+    let engine = query_engine(storage, args.api.cache_mib);
+    query::server::serve(listener, engine, args.api.auth_token.clone(), shutdown_signal()).await?;
     Ok(())
 }
 
@@ -608,17 +605,14 @@ async fn stream_daemon(args: StreamArgs) -> Result<()> {
     };
     let storage = open_storage(&args.storage)?;
     let raw_layout = RawLayout::parse(&args.raw_layout)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    let engine = query_engine(storage.clone(), args.cache_mib);
+    let (listener, address) = bind(&args.api.listen).await?;
+    let engine = query_engine(storage.clone(), args.api.cache_mib);
     let options = stream::StreamOptions {
         storage,
         raw_layout,
         specs,
         partitions: args.partitions,
-        auth_token: args.auth_token.clone(),
+        auth_token: args.api.auth_token.clone(),
         extra_metrics: None,
     };
     // Scripts and tests wait for this line rather than polling the port.
@@ -695,10 +689,7 @@ async fn schedule(args: ScheduleArgs) -> Result<()> {
     let jobs = load_jobs(&args.jobs)?;
     let storage = open_storage(&args.storage)?;
     let scheduler = Scheduler::new(storage, jobs, scheduler_options(&args.scheduler, raw_layout)?);
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let (listener, address) = bind(&args.listen).await?;
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics = {
         let scheduler = scheduler.clone();
@@ -808,47 +799,74 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     let raw_layout = RawLayout::parse(&args.raw_layout)?;
     let scheduler =
         Scheduler::new(storage.clone(), jobs, scheduler_options(&args.scheduler, raw_layout.clone())?);
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    let engine = query_engine(storage.clone(), args.cache_mib);
-    let scheduler_metrics = scheduler.clone();
+    let (listener, address) = bind(&args.api.listen).await?;
+    let engine = query_engine(storage.clone(), args.api.cache_mib);
     let options = stream::StreamOptions {
         storage,
         raw_layout,
         specs,
         partitions: None,
-        auth_token: args.auth_token.clone(),
-        extra_metrics: Some(stream::daemon::ExtraMetrics(Arc::new(move || scheduler_metrics.metrics_text()))),
+        auth_token: args.api.auth_token.clone(),
+        extra_metrics: None,
     };
-
-    // One signal stops both halves; so does the stream failing.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stop = std::sync::Arc::new(stop);
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
-    let signal = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        })
-    };
+    let stop = Stop::on(shutdown_signal());
     // Scripts and tests wait for this line rather than polling the port.
     println!("braid running; Druid queries on http://{address}");
     announce_jobs(&scheduler, "");
     tracing::info!(%address, deep_storage = %args.storage.deep_storage, "Running the stream, the batch scheduler and the query API.");
-    let batch = tokio::spawn(scheduler.run(until_stopped(stopped.clone())));
-    let streamed = stream::run(options, engine, listener, until_stopped(stopped)).await;
-    let _ = stop.send(true);
-    signal.abort();
+    stream_with_scheduler(options, engine, listener, scheduler, &stop).await?;
+    Ok(())
+}
+
+/// One stop for several tasks: the first shutdown signal, or [`Stop::stop`].
+struct Stop {
+    sender: tokio::sync::watch::Sender<bool>,
+    signal: tokio::task::JoinHandle<()>,
+}
+
+impl Stop {
+    fn on(shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        let (sender, _) = tokio::sync::watch::channel(false);
+        let on_signal = sender.clone();
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            on_signal.send_replace(true);
+        });
+        Self { sender, signal }
+    }
+
+    /// Completes once stopped.
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.sender.subscribe();
+        async move {
+            let _ = receiver.wait_for(|stopped| *stopped).await;
+        }
+    }
+
+    fn stop(&self) {
+        self.sender.send_replace(true);
+        self.signal.abort();
+    }
+}
+
+/// The stream daemon and the batch scheduler until `stop` (or until the stream fails, which
+/// stops the scheduler too), with the scheduler's metrics on the stream's `/metrics`.
+async fn stream_with_scheduler(
+    mut options: stream::StreamOptions,
+    engine: query::QueryEngine,
+    listener: tokio::net::TcpListener,
+    scheduler: Scheduler,
+    stop: &Stop,
+) -> Result<(), stream::StreamError> {
+    let metrics = scheduler.clone();
+    options.extra_metrics = Some(stream::daemon::ExtraMetrics(Arc::new(move || metrics.metrics_text())));
+    let batch = tokio::spawn(scheduler.run(stop.stopped()));
+    let streamed = stream::run(options, engine, listener, stop.stopped()).await;
+    stop.stop();
     if let Err(e) = batch.await {
         warn!(error = %e, "The batch scheduler panicked.");
     }
-    streamed?;
-    Ok(())
+    streamed
 }
 
 /// Completes on SIGINT or SIGTERM; from then on a second signal exits at once, without the

@@ -68,10 +68,7 @@ pub async fn run(
     });
     let scheduler = Scheduler::new(storage.clone(), jobs, scheduler_options);
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let (listener, address) = crate::bind(&args.listen).await?;
     let engine = crate::query_engine(storage.clone(), 512);
     let options = stream::StreamOptions {
         storage: storage.clone(),
@@ -79,10 +76,7 @@ pub async fn run(
         specs: specs.into_iter().map(|s| (s, spec_json.clone())).collect(),
         partitions: None,
         auth_token: args.auth_token.clone(),
-        extra_metrics: {
-            let scheduler = scheduler.clone();
-            Some(stream::daemon::ExtraMetrics(Arc::new(move || scheduler.metrics_text())))
-        },
+        extra_metrics: None,
     };
 
     let counts = Arc::new(DemoCounts::default());
@@ -99,26 +93,11 @@ pub async fn run(
     println!("braid quickstart; Druid queries on http://{address}");
     print_intro(&bootstrap, &address.to_string(), &args);
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
-    let signal = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        }
-    });
-    let view =
-        tokio::spawn(live_view(storage, format!("http://{address}"), counts.clone(), until(stopped.clone())));
-    let batch = tokio::spawn(scheduler.run(until(stopped.clone())));
-    let streamed = stream::run(options, engine, listener, until(stopped.clone())).await;
-    let _ = stop.send(true);
-    signal.abort();
+    let stop = crate::Stop::on(shutdown);
+    let view = tokio::spawn(live_view(storage, format!("http://{address}"), counts.clone(), stop.stopped()));
+    let streamed = crate::stream_with_scheduler(options, engine, listener, scheduler, &stop).await;
     stop_producing.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || producer.join()).await;
-    let _ = batch.await;
     let _ = view.await;
     println!(
         "produced {} events, {} late, {} malformed; deep storage kept in {}",

@@ -347,24 +347,12 @@ mod tests {
 
     #[tokio::test]
     async fn run_records_older_than_thirty_days_go_but_each_jobs_newest_stays() {
-        use crate::history::{RunOutcome, RunRecord, read_history, record_run};
+        use crate::history::{idle_run, read_history, record_run};
         let storage = DeepStorage::open("memory://").unwrap();
         let day = 24 * HOUR;
         let now = now_millis();
-        let record = |job: &str, days_ago: i64, id: &str| RunRecord {
-            run_id: id.into(),
-            job: job.into(),
-            data_source: "wiki".into(),
-            scheduled: format_iso(now - days_ago * day),
-            started: format_iso(now - days_ago * day),
-            ended: format_iso(now - days_ago * day),
-            outcome: RunOutcome::Idle,
-            intervals: Vec::new(),
-            events: 0,
-            rows: 0,
-            error: None,
-            scheduler: "test".into(),
-        };
+        let record =
+            |job: &str, days_ago: i64, id: &str| idle_run("wiki", job, &format_iso(now - days_ago * day), id);
         // "hourly" has an old and a recent run; "monthly" only old ones.
         for (job, days_ago, id) in
             [("hourly", 40, "a1"), ("hourly", 1, "a2"), ("monthly", 60, "b1"), ("monthly", 31, "b2")]

@@ -226,33 +226,35 @@ pub async fn last_scheduled(
     Ok(None)
 }
 
+/// An idle run record scheduled, started and ended at `started`, for tests.
+#[cfg(test)]
+pub(crate) fn idle_run(ds: &str, job: &str, started: &str, run_id: &str) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        job: job.into(),
+        data_source: ds.into(),
+        scheduled: started.into(),
+        started: started.into(),
+        ended: started.into(),
+        outcome: RunOutcome::Idle,
+        intervals: Vec::new(),
+        events: 0,
+        rows: 0,
+        error: None,
+        scheduler: "test".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(ds: &str, job: &str, started: &str, scheduled: &str) -> RunRecord {
-        RunRecord {
-            run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
-            job: job.into(),
-            data_source: ds.into(),
-            scheduled: scheduled.into(),
-            started: started.into(),
-            ended: started.into(),
-            outcome: RunOutcome::Idle,
-            intervals: Vec::new(),
-            events: 0,
-            rows: 0,
-            error: None,
-            scheduler: "test".into(),
-        }
-    }
-
     #[tokio::test]
     async fn records_read_back_in_start_order_per_data_source() {
         let storage = DeepStorage::open("memory://").unwrap();
-        let later = record("wiki", "hourly", "2026-01-01T02:00:00.000Z", "2026-01-01T02:00:00.000Z");
-        let earlier = record("wiki", "hourly", "2026-01-01T01:00:00.000Z", "2026-01-01T01:00:00.000Z");
-        let other = record("other", "daily", "2026-01-01T01:30:00.000Z", "2026-01-01T01:30:00.000Z");
+        let later = idle_run("wiki", "hourly", "2026-01-01T02:00:00.000Z", "02");
+        let earlier = idle_run("wiki", "hourly", "2026-01-01T01:00:00.000Z", "01");
+        let other = idle_run("other", "daily", "2026-01-01T01:30:00.000Z", "03");
         for r in [&later, &earlier, &other] {
             record_run(&storage, r).await.unwrap();
         }
