@@ -7,8 +7,9 @@
 //!    catalog forgets them. A query that read the timeline before the drop has had the whole
 //!    retention period to finish.
 //! 3. Files no commit names (segment files and stream raw parts of checkpoints or jobs that
-//!    never committed) are deleted once older than the retention period and at least an hour,
-//!    so a checkpoint or reindex still writing the files it is about to commit is never touched.
+//!    never committed, and batch version claims) are deleted once older than the retention
+//!    period and at least an hour, so a checkpoint or reindex still writing the files it is
+//!    about to commit is never touched.
 //!
 //! 4. Scheduler run records older than 30 days are deleted, except each job's newest (which a
 //!    restarted scheduler reads to catch up).
@@ -150,6 +151,13 @@ pub async fn cleanup(
             raw.data_source == *data_source && matches!(raw.name, RawFileName::StreamPart { .. })
         }) && !state.raw_parts.contains(&object.path);
         if uncommitted_stream_part && object.last_modified <= file_cutoff {
+            unreferenced.push(object);
+        }
+    }
+    // A version claim only has to outlive the job that took it: a later job's clock reads a
+    // later version.
+    for object in storage.list(&layouts::version_claims_dir(data_source)).await? {
+        if object.last_modified <= file_cutoff && layouts::parse_version_claim(&object.path).is_ok() {
             unreferenced.push(object);
         }
     }
@@ -336,11 +344,23 @@ mod tests {
             !fresh.deleted_files.contains(&orphan_segment) && !fresh.deleted_files.contains(&orphan_part)
         );
 
-        for path in [&orphan_segment, &orphan_part, &foreign, &visible[0]] {
+        let claims: Vec<String> = storage
+            .list(&layouts::version_claims_dir(&ds()))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(claims.len(), 2, "each reindex claimed its version");
+        assert!(fresh.deleted_files.iter().all(|f| !claims.contains(f)));
+
+        for path in [&orphan_segment, &orphan_part, &foreign, &visible[0]].into_iter().chain(&claims) {
             age(dir.path(), path, Duration::from_secs(2 * 3600));
         }
         let old = cleanup(&storage, &ds(), &layout(), &options("PT0S")).await.unwrap();
-        assert_eq!(old.deleted_files, vec![orphan_segment.clone(), orphan_part.clone()]);
+        let mut expected = vec![orphan_segment.clone(), orphan_part.clone()];
+        expected.extend(claims);
+        assert_eq!(old.deleted_files, expected);
         assert!(storage.head(&foreign).await.is_ok(), "raw input is never garbage");
         assert!(storage.head(&visible[0]).await.is_ok());
     }

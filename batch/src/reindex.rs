@@ -21,7 +21,7 @@ use common::input::{Lines, is_blank};
 use common::rollup::{Ranks, RollupIndex, RollupSchema};
 use common::segment::{encode_index_rows, segment_id};
 use common::spec::DataSourceSpec;
-use common::storage::DeepStorage;
+use common::storage::{DeepStorage, StorageError};
 use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -162,7 +162,7 @@ async fn run_reindex(
     let catalog = Catalog::new(storage.clone(), spec.data_source.clone());
     let mut state = catalog.load().await?;
     let read_parts = state.raw_parts.clone();
-    let version = next_version(&state, options.interval);
+    let version = claim_version(storage, spec, &state, options.interval).await?;
     let files = list_raw_files(storage, spec, &options.raw_layout, options.interval, &state).await?;
     let segment_intervals: Vec<Interval> = granularity.buckets(options.interval).collect();
     info!(files = files.len(), intervals = segment_intervals.len(), version, "Reindexing.");
@@ -306,11 +306,46 @@ fn check_aligned(interval: Interval, granularity: Granularity) -> Result<(), Bat
 fn next_version(state: &CatalogState, interval: Interval) -> String {
     let now = format_iso(now_millis());
     match state.max_version_overlapping(interval) {
-        Some(max) if max >= now.as_str() => match parse_iso(max) {
-            Ok(t) => format_iso(t + 1),
-            Err(_) => format!("{max}.1"),
-        },
+        Some(max) if max >= now.as_str() => version_after(max),
         _ => now,
+    }
+}
+
+/// The least version greater than `version` that braid writes.
+fn version_after(version: &str) -> String {
+    match parse_iso(version) {
+        Ok(t) => format_iso(t + 1),
+        Err(_) => format!("{version}.1"),
+    }
+}
+
+/// Picks this job's version and claims it create-only, so that a job started in the same
+/// millisecond (on this machine or another) takes the next one instead of writing the same
+/// segment paths. Claims are small; cleanup deletes them once old.
+async fn claim_version(
+    storage: &DeepStorage,
+    spec: &DataSourceSpec,
+    state: &CatalogState,
+    interval: Interval,
+) -> Result<String, BatchError> {
+    let mut version = next_version(state, interval);
+    let claim = serde_json::json!({
+        "claimedBy": crate::lease::process_identity(),
+        "interval": interval.to_string(),
+        "claimed": format_iso(now_millis()),
+    });
+    let body = Bytes::from(serde_json::to_vec(&claim).expect("a JSON value serializes"));
+    loop {
+        let path = layouts::version_claim_path(&spec.data_source, &version)
+            .map_err(|e| BatchError::InvalidRequest(e.to_string()))?;
+        match storage.put_create(&path, body.clone()).await {
+            Ok(()) => return Ok(version),
+            Err(StorageError::AlreadyExists { .. }) => {
+                debug!(version, "Version already claimed by another job; taking the next one.");
+                version = version_after(&version);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -824,6 +859,39 @@ mod tests {
         assert_eq!(timeline.visibility(&old_id), Some(Visibility::Overshadowed));
         let fingerprint = &state.fingerprints["2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z"];
         assert_eq!((fingerprint.files, fingerprint.version.as_str()), (2, second.version.as_str()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_started_in_the_same_millisecond_take_different_versions() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        put_file(&storage, 1, "a.json", Bytes::from(events(1, &["x", "y"]))).await;
+        let spec = spec(json!({}));
+        // Another job has claimed every version of the next five seconds.
+        let from = now_millis();
+        for t in from..from + 5_000 {
+            let path = layouts::version_claim_path(&spec.data_source, &format_iso(t)).unwrap();
+            storage.put_create(&path, Bytes::from_static(b"{}")).await.unwrap();
+        }
+        let report = reindex(&storage, &spec, options("2013-08-31/2013-09-01")).await.unwrap();
+        assert!(report.version >= format_iso(from + 5_000), "{}", report.version);
+
+        // Two jobs at once: both publish (the later version wins) or the older stands down.
+        let (a, b) = tokio::join!(
+            reindex(&storage, &spec, options("2013-08-31/2013-09-01")),
+            reindex(&storage, &spec, options("2013-08-31/2013-09-01")),
+        );
+        let mut versions = Vec::new();
+        for result in [a, b] {
+            match result {
+                Ok(report) => versions.push(report.version),
+                Err(e) => assert!(e.to_string().contains("the newer version stands"), "{e}"),
+            }
+        }
+        assert!(!versions.is_empty());
+        if let [first, second] = versions.as_slice() {
+            assert_ne!(first, second);
+        }
+        assert_eq!(visible_count(&storage).await, 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Where things live in deep storage. This crate owns every path braid writes to or
 //! reads from the object store: the raw archive (laid out by a configurable template),
-//! segment files, the catalog commit log and snapshots, rejected raw lines, and the batch
+//! segment files and batch version claims, the catalog commit log and snapshots, rejected raw lines, and the batch
 //! scheduler's run history and leases, together with the names and timestamps that appear
 //! inside those paths. Paths are '/'-separated strings relative to the deep-storage root,
 //! without a leading slash, and every path built here parses back to what built it; nothing
@@ -21,7 +21,7 @@ pub use schedule::{
     history_dir, history_path, history_root, lease_dir, lease_path, parse_history_path,
     parse_lease_generation,
 };
-pub use segment::SegmentPath;
+pub use segment::{SegmentPath, parse_version_claim, version_claim_path, version_claims_dir};
 pub use time::{MAX_PATH_MILLIS, MIN_PATH_MILLIS, format_iso_millis, parse_iso_millis};
 
 use std::fmt;

@@ -1,5 +1,7 @@
-//! Segment files, in Druid's deep-storage directory shape:
+//! Segment files, in Druid's deep-storage directory shape, and the claims that keep two batch
+//! jobs from writing the same version:
 //! segments/<dataSource>/<start>_<end>/<version>/<partition>.parquet
+//! versions/<dataSource>/<version>.json
 
 use crate::time::{MAX_PATH_MILLIS, MIN_PATH_MILLIS};
 use crate::{
@@ -8,6 +10,11 @@ use crate::{
 
 /// Top-level directory of segment files.
 pub(crate) const SEGMENTS_ROOT: &str = "segments";
+
+/// Top-level directory of batch version claims.
+const VERSIONS_ROOT: &str = "versions";
+
+const CLAIM_EXPECTED: &str = "version claim \"versions/<dataSource>/<version>.json\"";
 
 const EXPECTED: &str = "segment path \"segments/<dataSource>/<start>_<end>/<version>/<partition>.parquet\"";
 
@@ -91,6 +98,32 @@ impl SegmentPath {
     }
 }
 
+/// The claim of batch version `version` of `ds`: versions/<dataSource>/<version>.json. A batch
+/// job takes it create-only before writing any segment of that version, so two jobs started in
+/// the same millisecond never write the same segment paths or publish the same version.
+pub fn version_claim_path(ds: &DataSourceName, version: &str) -> Result<String, LayoutError> {
+    validate_path_part("segment version", version)?;
+    Ok(format!("{}/{version}.json", version_claims_dir(ds)))
+}
+
+/// The directory of every version claim of `ds`: versions/<dataSource>
+pub fn version_claims_dir(ds: &DataSourceName) -> String {
+    format!("{VERSIONS_ROOT}/{ds}")
+}
+
+/// Reads a version claim's path back to its dataSource and version.
+pub fn parse_version_claim(path: &str) -> Result<(DataSourceName, String), LayoutError> {
+    let unrecognized =
+        || LayoutError::UnrecognizedPath { path: path.to_owned(), expected: CLAIM_EXPECTED.to_owned() };
+    let parts: Vec<&str> = path.split('/').collect();
+    let [VERSIONS_ROOT, ds, file] = parts.as_slice() else {
+        return Err(unrecognized());
+    };
+    let version = file.strip_suffix(".json").ok_or_else(unrecognized)?;
+    validate_path_part("segment version", version)?;
+    Ok((DataSourceName::new(ds)?, version.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +198,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, LayoutError::InvalidName { what: "dataSource name", .. }));
+    }
+
+    #[test]
+    fn version_claims_round_trip_and_refuse_bad_versions() {
+        let path = version_claim_path(&wiki(), "2013-09-02T10:11:12.000Z").unwrap();
+        assert_eq!(path, "versions/wikipedia/2013-09-02T10:11:12.000Z.json");
+        assert_eq!(parse_version_claim(&path), Ok((wiki(), "2013-09-02T10:11:12.000Z".to_owned())));
+        assert_eq!(version_claims_dir(&wiki()), "versions/wikipedia");
+        assert!(matches!(version_claim_path(&wiki(), "../x"), Err(LayoutError::InvalidName { .. })));
+        for path in ["versions/wikipedia/v1", "versions/wikipedia/x/v1.json", "segments/wikipedia/v1.json"] {
+            assert_eq!(
+                parse_version_claim(path).unwrap_err().to_string(),
+                format!("path {path:?} does not match {CLAIM_EXPECTED}")
+            );
+        }
     }
 
     proptest! {
