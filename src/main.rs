@@ -113,6 +113,10 @@ struct BrokerArgs {
     /// a client first asks for them).
     #[arg(long = "topic")]
     topics: Vec<String>,
+    /// Where to serve /status/health and /metrics (topics, partitions and their offsets); port 0
+    /// picks a free one. The address is printed on the second line.
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    listen: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -766,13 +770,17 @@ async fn broker(args: BrokerArgs) -> Result<()> {
         };
         broker.create_topic(name, partitions)?;
     }
-    // Scripts and tests read the address from the first line.
+    let observer = Arc::new(broker.observer()?);
+    let (listener, address) = bind(&args.listen).await?;
+    // Scripts and tests read the bootstrap address from the first line.
     println!("{}", broker.bootstrap_servers());
+    println!("health and metrics on http://{address}");
     eprintln!(
         "braid broker: embedded Kafka-protocol broker on {}; Ctrl-C stops it",
         broker.bootstrap_servers()
     );
-    shutdown_signal().await;
+    let metrics = Arc::new(move || observer.metrics_text());
+    query::server::serve_status(listener, metrics, shutdown_signal()).await?;
     drop(broker);
     Ok(())
 }
@@ -872,33 +880,55 @@ async fn stream_with_scheduler(
 /// Completes on SIGINT or SIGTERM; from then on a second signal exits at once, without the
 /// clean stop the first one started.
 async fn shutdown_signal() {
-    one_signal().await;
+    let mut signals = match StopSignals::listen() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot listen for SIGTERM; only Ctrl-C stops braid.");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    signals.recv().await;
     tracing::info!("Stopping cleanly; a second signal exits at once.");
-    tokio::spawn(async {
-        one_signal().await;
+    // The same listeners go on, so a second signal sent at once is not missed.
+    tokio::spawn(async move {
+        signals.recv().await;
         eprintln!("braid: second signal, exiting at once");
         std::process::exit(130);
     });
 }
 
-async fn one_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM listeners, registered from the moment they are made.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn query(args: QueryArgs) -> Result<()> {

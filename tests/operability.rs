@@ -1,6 +1,7 @@
 //! The daemons' manners on the real binary: `braid quickstart` shows the whole pipeline (its
 //! answers checked), `braid broker` is a broker other processes produce to, every daemon answers
-//! `/status/health` and `/metrics`, and a token, when set, is required.
+//! `/status/health` and `/metrics`, a token, when set, is required, and a second signal stops
+//! a daemon at once.
 
 mod support;
 
@@ -177,8 +178,14 @@ fn quickstart_runs_the_whole_pipeline_and_requires_its_token() {
 fn the_embedded_broker_takes_records_from_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("broker.log");
-    let broker = Daemon::start(["broker", "--topic", "events:3"], "127.0.0.1:", log.clone());
+    let mut broker = Daemon::start(
+        ["broker", "--topic", "events:3", "--listen", "127.0.0.1:0"],
+        "127.0.0.1:",
+        log.clone(),
+    );
     let bootstrap = format!("127.0.0.1:{}", broker.url);
+    let status = broker.next_line();
+    broker.url = status.strip_prefix("health and metrics on ").expect(&status).to_string();
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
     for i in 0..30 {
         let payload = format!("{{\"i\": {i}}}");
@@ -187,6 +194,15 @@ fn the_embedded_broker_takes_records_from_another_process() {
     producer.flush(Duration::from_secs(30)).unwrap();
     let metadata = producer.client().fetch_metadata(Some("events"), Duration::from_secs(10)).unwrap();
     assert_eq!(metadata.topics()[0].partitions().len(), 3);
+    let metrics = assert_healthy(&broker);
+    assert_eq!(metric(&metrics, "broker_up"), 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, "broker_partitions"), 3.0, "{metrics}");
+    let events_end: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("broker_log_end_offset{topic=\"events\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(events_end, 30.0, "every record is in the log: {metrics}");
     assert!(broker.terminate().success(), "log:\n{}", read(&log));
     let err = support::bin().args(["broker", "--topic", "x:0"]).output().unwrap();
     assert!(!err.status.success());
@@ -239,4 +255,59 @@ fn serve_and_the_scheduler_answer_health_and_metrics() {
     let metrics = assert_healthy(&scheduler);
     assert!(metrics.contains("batch_runs_total{outcome=\"succeeded\"} 0"), "{metrics}");
     assert!(scheduler.terminate().success(), "log:\n{}", read(&log));
+}
+
+#[test]
+fn a_second_signal_exits_at_once_while_the_first_waits_for_a_query() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    // An "S3" that accepts connections and never answers: a query against it holds the clean
+    // stop (which lets requests in flight finish) for minutes.
+    let silent_s3 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent_s3.local_addr().unwrap());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .env_remove("BRAID_AUTH_TOKEN")
+        .env_remove("BRAID_CONFIG")
+        .args(["serve", "--listen", "127.0.0.1:0", "--deep-storage", "s3://stuck/deep"])
+        .env("AWS_ENDPOINT", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(serve.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("braid serving Druid queries on ").expect(&line).to_string();
+
+    let query = std::thread::spawn(move || {
+        let sql = json!({"query": "SELECT COUNT(*) FROM wikipedia"}).to_string();
+        // Cut off when the server exits; what it answers does not matter.
+        let _ =
+            ureq::post(format!("{url}/druid/v2/sql")).header("Content-Type", "application/json").send(sql);
+    });
+    // The query has reached deep storage: it is in flight.
+    let (_held, _) = silent_s3.accept().unwrap();
+
+    let started = Instant::now();
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut stderr = BufReader::new(serve.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("a second signal exits at once") {
+        assert!(stderr.read_line(&mut log).unwrap() > 0, "braid exited before stopping cleanly:\n{log}");
+    }
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = serve.wait().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("second signal, exiting at once"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(20), "the second signal waited for the query");
+    query.join().unwrap();
 }

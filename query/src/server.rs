@@ -178,8 +178,9 @@ pub async fn serve(
     axum::serve(listener, require_token(app, auth_token)).with_graceful_shutdown(shutdown).await
 }
 
-/// Serves only `GET /status/health` and `GET /metrics` (the text `metrics` makes), for daemons
-/// without a query API such as the batch scheduler.
+/// Serves only `GET /status/health` and `GET /metrics` (the text `metrics` makes, on a blocking
+/// thread, so it may ask another process), for daemons without a query API such as the batch
+/// scheduler and the embedded broker.
 pub async fn serve_status(
     listener: tokio::net::TcpListener,
     metrics: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
@@ -187,7 +188,10 @@ pub async fn serve_status(
 ) -> std::io::Result<()> {
     let app = Router::new().route("/status/health", get(|| async { axum::Json(true) })).route(
         "/metrics",
-        get(move || async move { ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], metrics()) }),
+        get(move || async move {
+            let text = tokio::task::spawn_blocking(move || metrics()).await.unwrap_or_default();
+            ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
+        }),
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

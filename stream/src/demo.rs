@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::generator::WikipediaGenerator;
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 
@@ -44,6 +45,76 @@ impl EmbeddedBroker {
         self.cluster
             .create_topic(topic, partitions, 1)
             .map_err(|e| StreamError::Kafka(format!("cannot create topic {topic:?}: {e}")))
+    }
+
+    /// A client of this broker that reports what it holds, for `/metrics`.
+    pub fn observer(&self) -> Result<BrokerObserver, StreamError> {
+        let client = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap_servers())
+            .create()
+            .map_err(|e| StreamError::Kafka(format!("cannot create the broker's metrics client: {e}")))?;
+        Ok(BrokerObserver { client })
+    }
+}
+
+/// Asks a broker, through the Kafka protocol, for its topics and their offsets.
+pub struct BrokerObserver {
+    client: BaseConsumer,
+}
+
+impl std::fmt::Debug for BrokerObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerObserver").finish_non_exhaustive()
+    }
+}
+
+impl BrokerObserver {
+    /// Prometheus text: whether the broker answered, its topic and partition counts, and each
+    /// partition's log start and end offsets (so end minus start is the records it keeps).
+    /// Blocks for at most a few seconds on a broker that does not answer.
+    pub fn metrics_text(&self) -> String {
+        const TIMEOUT: Duration = Duration::from_secs(2);
+        let mut out = String::new();
+        let metadata = match self.client.fetch_metadata(None, TIMEOUT) {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                tracing::warn!(error = %e, "The embedded broker did not answer a metadata request.");
+                out.push_str("# HELP broker_up Whether the broker answered a metadata request.\n");
+                out.push_str("# TYPE broker_up gauge\nbroker_up 0\n");
+                return out;
+            }
+        };
+        let mut offsets = Vec::new();
+        for topic in metadata.topics() {
+            for partition in topic.partitions() {
+                let (start, end) =
+                    self.client.fetch_watermarks(topic.name(), partition.id(), TIMEOUT).unwrap_or((-1, -1));
+                offsets.push((topic.name().to_string(), partition.id(), start, end));
+            }
+        }
+        let gauge = |out: &mut String, name: &str, help: &str| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        };
+        gauge(&mut out, "broker_up", "Whether the broker answered a metadata request.");
+        out.push_str("broker_up 1\n");
+        gauge(&mut out, "broker_topics", "Topics the broker holds.");
+        out.push_str(&format!("broker_topics {}\n", metadata.topics().len()));
+        gauge(&mut out, "broker_partitions", "Partitions over all topics.");
+        out.push_str(&format!("broker_partitions {}\n", offsets.len()));
+        // Kafka topic names are [a-zA-Z0-9._-]: nothing to escape in a label.
+        gauge(&mut out, "broker_log_start_offset", "Offset of the oldest record kept (-1: unknown).");
+        for (topic, partition, start, _) in &offsets {
+            out.push_str(&format!(
+                "broker_log_start_offset{{topic=\"{topic}\",partition=\"{partition}\"}} {start}\n"
+            ));
+        }
+        gauge(&mut out, "broker_log_end_offset", "Offset the next record will get (-1: unknown).");
+        for (topic, partition, _, end) in &offsets {
+            out.push_str(&format!(
+                "broker_log_end_offset{{topic=\"{topic}\",partition=\"{partition}\"}} {end}\n"
+            ));
+        }
+        out
     }
 }
 

@@ -1,4 +1,4 @@
-//! A braid daemon (`stream`, `run`, `batch schedule`) started as a child process: it is ready
+//! A braid daemon (`stream`, `run`, `batch schedule`, `broker`...) started as a child process: it is ready
 //! once it prints its first line, and is stopped by signals.
 
 use std::io::{BufRead, BufReader};
@@ -12,7 +12,7 @@ use serde_json::Value;
 /// A running braid daemon; killed when dropped.
 pub struct Daemon {
     pub child: Child,
-    _stdout: BufReader<ChildStdout>,
+    stdout: BufReader<ChildStdout>,
     /// What follows `ready` on the first line (the query URL for the query-serving daemons).
     pub url: String,
     /// Its standard error.
@@ -57,7 +57,14 @@ impl Daemon {
             let status = child.wait().unwrap();
             panic!("braid printed {line:?} and exited with {status}; log:\n{}", read(&log));
         };
-        Self { url: url.to_string(), child, _stdout: stdout, log }
+        Self { url: url.to_string(), child, stdout, log }
+    }
+
+    /// The next line the daemon prints after the first.
+    pub fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_string()
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
