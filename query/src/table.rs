@@ -83,8 +83,7 @@ impl LiveSnapshot {
         let mut dimensions: Vec<DimensionSpec> = Vec::new();
         let mut metrics = Vec::new();
         for index in indexes.iter().filter(|index| index.rows() > 0 || indexes.len() == 1) {
-            let rows: Vec<u32> = (0..index.rows() as u32).collect();
-            let (batch, dims) = index.record_batch(&rows, &index.ranks());
+            let (batch, dims) = index.query_batch();
             for field in batch.schema().fields() {
                 if !fields.iter().any(|f| f.name() == field.name()) {
                     fields.push(field.as_ref().clone().with_nullable(field.name() != TIME_COLUMN));
@@ -100,7 +99,7 @@ impl LiveSnapshot {
         }
         if batches.is_empty() {
             // Every index is empty: the first one's columns, no rows.
-            let (batch, dims) = indexes[0].record_batch(&[], &indexes[0].ranks());
+            let (batch, dims) = indexes[0].query_batch();
             fields = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
             dimensions = dims;
             metrics = indexes[0].schema().spec().metrics.clone();

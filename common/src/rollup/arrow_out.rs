@@ -81,11 +81,32 @@ pub(super) fn segments(index: &RollupIndex, ranks: &Ranks) -> BTreeMap<Interval,
     groups
 }
 
+/// How string dimensions come out of the index.
+#[derive(Clone, Copy)]
+enum Strings<'a> {
+    /// A dictionary of just the values the rows use, in sorted order: the segment layout.
+    SortedDictionary(&'a Ranks),
+    /// `Utf8View`, the type queries read: no sorting, for every query of the rows in memory.
+    Views,
+}
+
 impl RollupIndex {
     /// Builds the segment columns for some rows: `__time`, the dimensions (discovered
     /// dimensions only where these rows have a value), then the metrics. Also returns the
     /// dimensions it wrote.
     pub fn record_batch(&self, rows: &[u32], ranks: &Ranks) -> (RecordBatch, Vec<DimensionSpec>) {
+        self.build_batch(rows, Strings::SortedDictionary(ranks))
+    }
+
+    /// Every row, in index order, with the columns of [`RollupIndex::record_batch`] but string
+    /// dimensions as `Utf8View`: what a query of the rows in memory reads. It costs a copy of
+    /// each dictionary and 16 bytes per row and string dimension, with no sorting.
+    pub fn query_batch(&self) -> (RecordBatch, Vec<DimensionSpec>) {
+        let rows: Vec<u32> = (0..self.rows() as u32).collect();
+        self.build_batch(&rows, Strings::Views)
+    }
+
+    fn build_batch(&self, rows: &[u32], strings: Strings<'_>) -> (RecordBatch, Vec<DimensionSpec>) {
         let width = self.width;
         let id_of = |row: u32, d: usize| if d >= width { 0 } else { self.keys[row as usize * width + d] };
         let mut fields = vec![Field::new(
@@ -106,7 +127,7 @@ impl RollupIndex {
                     return None;
                 }
                 let dim = &self.dims[d];
-                let (data_type, column) = dimension_column(&dim.values, &ids, &ranks.0[d]);
+                let (data_type, column) = dimension_column(&dim.values, &ids, strings, d);
                 let kind = dim.values.kind();
                 Some((
                     Field::new(dim.name.as_ref(), data_type, true),
@@ -153,11 +174,27 @@ impl RollupIndex {
     }
 }
 
-/// One dimension's column for some rows' ids. Strings get a per-segment dictionary of just the
-/// values these rows use, in sorted order.
-fn dimension_column(values: &Dictionary, ids: &[u32], ranks: &[u32]) -> (DataType, ArrayRef) {
-    match values.kind() {
-        DimensionType::String => {
+/// One dimension's (number `dim`) column for some rows' ids. Strings get a per-segment
+/// dictionary of just the values these rows use, in sorted order, or views.
+fn dimension_column(
+    values: &Dictionary,
+    ids: &[u32],
+    strings: Strings<'_>,
+    dim: usize,
+) -> (DataType, ArrayRef) {
+    match (values.kind(), strings) {
+        (DimensionType::String, Strings::Views) => {
+            // Arrow gathers a view per row straight from a dictionary of every value.
+            let keys: Int32Array = ids.iter().map(|&id| (id != 0).then(|| id as i32 - 1)).collect();
+            let all: StringArray = (1..=values.len() as u32).map(|id| Some(values.str_value(id))).collect();
+            let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(all))
+                .expect("dictionary keys are in range by construction");
+            let views = arrow::compute::cast(&array, &DataType::Utf8View)
+                .expect("a string dictionary casts to views");
+            (DataType::Utf8View, views)
+        }
+        (DimensionType::String, Strings::SortedDictionary(ranks)) => {
+            let ranks = &ranks.0[dim];
             let mut seen = vec![false; values.len() + 1];
             let mut used: Vec<u32> = Vec::new();
             for &id in ids.iter().filter(|&&id| id != 0) {
@@ -176,15 +213,15 @@ fn dimension_column(values: &Dictionary, ids: &[u32], ranks: &[u32]) -> (DataTyp
                 .expect("dictionary keys are in range by construction");
             (DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), Arc::new(array))
         }
-        DimensionType::Long => {
+        (DimensionType::Long, _) => {
             let array: Int64Array = ids.iter().map(|&id| (id != 0).then(|| values.i64_value(id))).collect();
             (DataType::Int64, Arc::new(array))
         }
-        DimensionType::Float => {
+        (DimensionType::Float, _) => {
             let array: Float32Array = ids.iter().map(|&id| (id != 0).then(|| values.f32_value(id))).collect();
             (DataType::Float32, Arc::new(array))
         }
-        DimensionType::Double => {
+        (DimensionType::Double, _) => {
             let array: Float64Array = ids.iter().map(|&id| (id != 0).then(|| values.f64_value(id))).collect();
             (DataType::Float64, Arc::new(array))
         }

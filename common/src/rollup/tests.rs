@@ -61,6 +61,34 @@ fn batch_rows(batch: &RecordBatch) -> Vec<Vec<String>> {
 }
 
 #[test]
+fn the_query_batch_holds_the_record_batch_rows_with_string_views() {
+    let mut index = index_of(&spec(|_| {}));
+    for (i, line) in [
+        r#"{"ts": 1000, "a": "x", "b": "a value longer than twelve bytes", "v": 1}"#,
+        r#"{"ts": 2000, "a": "y", "v": 2, "d": 0.5}"#,
+        r#"{"ts": 3000, "b": "short", "v": 3}"#,
+        r#"{"ts": 1000, "a": "x", "b": "a value longer than twelve bytes", "v": 4}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        index.add(line.as_bytes()).unwrap_or_else(|e| panic!("line {i}: {e:?}"));
+    }
+    let (views, dims) = index.query_batch();
+    let all: Vec<u32> = (0..index.rows() as u32).collect();
+    let (stored, stored_dims) = index.record_batch(&all, &index.ranks());
+    assert_eq!(dims, stored_dims);
+    assert_eq!(views.schema().field(1).data_type(), &arrow::datatypes::DataType::Utf8View);
+    assert!(matches!(stored.schema().field(1).data_type(), arrow::datatypes::DataType::Dictionary(..)));
+    assert_eq!(batch_rows(&views), batch_rows(&stored));
+    assert_eq!(
+        batch_rows(&views)[0][1..3],
+        ["x".to_string(), "a value longer than twelve bytes".to_string()]
+    );
+    assert_eq!(batch_rows(&views)[2][1], "null");
+}
+
+#[test]
 fn tutorial_events_roll_up_by_druid_rules() {
     let loaded = load_specs(include_str!("../../../examples/wikipedia.json"), "wikipedia.json").unwrap();
     let mut index = index_of(&loaded.specs[0]);
