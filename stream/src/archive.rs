@@ -7,12 +7,10 @@
 //! bytes, and a part left behind by a killed daemon is simply written again.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
-use common::archive::RejectedLine;
+use common::archive::{GzipLines, RejectedLine};
 use common::time::{Granularity, Millis};
 use flate2::Compression;
-use flate2::write::GzEncoder;
 
 /// A finished part, ready to be written.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +31,7 @@ pub struct StreamPart {
 
 #[derive(Debug)]
 struct OpenPart {
-    encoder: GzEncoder<Vec<u8>>,
+    lines_gzip: GzipLines,
     first_offset: i64,
     last_offset: i64,
     lines: u64,
@@ -54,20 +52,12 @@ impl StreamArchive {
         let hour_start = Granularity::Hour.truncate(event_time);
         let part = self.open.entry((partition, hour_start)).or_insert_with(|| OpenPart {
             // Level 1: the stream compresses every event as it arrives, on the ingest path.
-            encoder: GzEncoder::new(Vec::new(), Compression::fast()),
+            lines_gzip: GzipLines::new(Compression::fast()),
             first_offset: offset,
             last_offset: offset,
             lines: 0,
         });
-        // Writes into a Vec cannot fail.
-        if payload.iter().any(|&b| b == b'\n' || b == b'\r') {
-            let line: Vec<u8> =
-                payload.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }).collect();
-            let _ = part.encoder.write_all(&line);
-        } else {
-            let _ = part.encoder.write_all(payload);
-        }
-        let _ = part.encoder.write_all(b"\n");
+        part.lines_gzip.push_flattened(payload);
         part.first_offset = part.first_offset.min(offset);
         part.last_offset = part.last_offset.max(offset);
         part.lines += 1;
@@ -106,7 +96,7 @@ impl StreamArchive {
                 first_offset: part.first_offset,
                 end_offset: part.last_offset + 1,
                 lines: part.lines,
-                gzip: part.encoder.finish().unwrap_or_default(),
+                gzip: part.lines_gzip.finish(),
             })
             .collect();
         (parts, self.rejects)
