@@ -132,13 +132,24 @@ impl QueryEngine {
     /// A snapshot of one dataSource: its visible segments (catalog re-read first, so commits
     /// made since the last query are seen) and its live rows.
     pub async fn table(&self, data_source: &str) -> Result<DataSourceTable, QueryError> {
+        self.table_within(data_source, None).await
+    }
+
+    /// [`QueryEngine::table`] with only the live rows whose time lies in one of `within`, for a
+    /// query that reads nothing else: rows held in memory are turned into Arrow on every query,
+    /// so a query of the last minute should not pay for the rest of the day.
+    pub async fn table_within(
+        &self,
+        data_source: &str,
+        within: Option<&[Interval]>,
+    ) -> Result<DataSourceTable, QueryError> {
         let Ok(name) = DataSourceName::new(data_source) else {
             return Err(QueryError::UnknownDataSource(data_source.to_string()));
         };
         let view = self.catalog_view(&name).await?;
         let view = view.lock().await;
         // After the catalog: the live rows are those this catalog state does not hold.
-        let mut live = self.live_source(data_source).map(|source| source.snapshot(&view.state));
+        let mut live = self.live_source(data_source).map(|source| source.snapshot(&view.state, within));
         if view.state.seq == 0 && live.is_none() {
             return Err(QueryError::UnknownDataSource(data_source.to_string()));
         }

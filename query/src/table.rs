@@ -48,12 +48,13 @@ pub fn time_type() -> DataType {
 /// query reads the catalog immediately before it asks.
 pub trait LiveSource: Send + Sync + fmt::Debug {
     /// The rows the catalog in state `catalog` does not hold: rows not published yet, and rows
-    /// published by a commit that state does not include.
-    fn snapshot(&self, catalog: &CatalogState) -> LiveSnapshot;
+    /// published by a commit that state does not include. Only those whose time lies in one of
+    /// `within`, when given (a query that knows its intervals need not pay for other rows).
+    fn snapshot(&self, catalog: &CatalogState, within: Option<&[Interval]>) -> LiveSnapshot;
 }
 
 /// Rows a [`LiveSource`] holds at one moment, in the segment column layout (`__time` as
-/// `Timestamp(ms, "UTC")`, string dimensions dictionary-encoded, metrics as ingested).
+/// `Timestamp(ms, "UTC")`, string dimensions as `Utf8View`, metrics as ingested).
 #[derive(Debug, Clone)]
 pub struct LiveSnapshot {
     /// Identifies these rows in scan results (Druid reports a realtime segment's id).
@@ -71,19 +72,20 @@ pub struct LiveSnapshot {
 impl LiveSnapshot {
     /// A snapshot of every row of an incremental index, in the index's own row order.
     pub fn from_index(index: &RollupIndex, segment_id: &str) -> Self {
-        Self::from_indexes(&[index], segment_id)
+        Self::from_indexes(&[index], segment_id, None)
     }
 
     /// A snapshot of every row of several indexes of one dataSource (the stream's open index
     /// and the ones being handed off), one batch each. Their columns may differ when
-    /// schemaless discovery found new dimensions; the snapshot's schema is their union.
-    pub fn from_indexes(indexes: &[&RollupIndex], segment_id: &str) -> Self {
+    /// schemaless discovery found new dimensions; the snapshot's schema is their union. With
+    /// `within`, only rows whose time lies in one of those intervals.
+    pub fn from_indexes(indexes: &[&RollupIndex], segment_id: &str, within: Option<&[Interval]>) -> Self {
         let mut batches = Vec::with_capacity(indexes.len());
         let mut fields: Vec<Field> = Vec::new();
         let mut dimensions: Vec<DimensionSpec> = Vec::new();
         let mut metrics = Vec::new();
         for index in indexes.iter().filter(|index| index.rows() > 0 || indexes.len() == 1) {
-            let (batch, dims) = index.query_batch();
+            let (batch, dims) = index.query_batch(within);
             for field in batch.schema().fields() {
                 if !fields.iter().any(|f| f.name() == field.name()) {
                     fields.push(field.as_ref().clone().with_nullable(field.name() != TIME_COLUMN));
@@ -99,7 +101,7 @@ impl LiveSnapshot {
         }
         if batches.is_empty() {
             // Every index is empty: the first one's columns, no rows.
-            let (batch, dims) = indexes[0].query_batch();
+            let (batch, dims) = indexes[0].query_batch(within);
             fields = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
             dimensions = dims;
             metrics = indexes[0].schema().spec().metrics.clone();

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::catalog::{CatalogState, OffsetMove};
 use common::rollup::{RollupIndex, RollupSchema};
+use common::time::Interval;
 use query::table::{LiveSnapshot, LiveSource};
 
 /// Frozen rows on their way to (or just into) deep storage.
@@ -127,7 +128,7 @@ impl LiveRows {
 }
 
 impl LiveSource for LiveRows {
-    fn snapshot(&self, catalog: &CatalogState) -> LiveSnapshot {
+    fn snapshot(&self, catalog: &CatalogState, within: Option<&[Interval]>) -> LiveSnapshot {
         let state = self.lock();
         let mut handoffs = Vec::new();
         for handoff in state.handoffs.iter().filter(|h| !h.is_in(catalog)) {
@@ -146,9 +147,9 @@ impl LiveSource for LiveRows {
         if indexes.is_empty() {
             // Nothing to show: an empty index gives the snapshot its columns.
             let empty = RollupIndex::new(Arc::clone(&self.schema));
-            return LiveSnapshot::from_indexes(&[&empty], &self.segment_id);
+            return LiveSnapshot::from_indexes(&[&empty], &self.segment_id, within);
         }
-        LiveSnapshot::from_indexes(&indexes, &self.segment_id)
+        LiveSnapshot::from_indexes(&indexes, &self.segment_id, within)
     }
 }
 
@@ -180,15 +181,15 @@ mod tests {
         live.freeze(vec![OffsetMove { partition: 0, expected_start: None, end: 1 }]);
         live.with_open(|index| index.add(br#"{"ts": 2, "page": "b"}"#).unwrap());
 
-        assert_eq!(live.snapshot(&CatalogState::default()).rows(), 2);
-        assert_eq!(live.snapshot(&catalog_at(1)).rows(), 1, "the commit holds the hand-off");
+        assert_eq!(live.snapshot(&CatalogState::default(), None).rows(), 2);
+        assert_eq!(live.snapshot(&catalog_at(1), None).rows(), 1, "the commit holds the hand-off");
         live.committed();
-        assert_eq!(live.snapshot(&CatalogState::default()).rows(), 2, "an older catalog read");
+        assert_eq!(live.snapshot(&CatalogState::default(), None).rows(), 2, "an older catalog read");
         assert_eq!(live.rows(), 2);
 
         live.freeze(vec![OffsetMove { partition: 0, expected_start: Some(1), end: 2 }]);
         live.committed();
-        assert_eq!(live.snapshot(&catalog_at(2)).rows(), 0);
+        assert_eq!(live.snapshot(&catalog_at(2), None).rows(), 0);
         assert_eq!(live.rows(), 1, "the first hand-off is dropped at the second commit");
         live.clear(BTreeMap::from([(0, Some(2))]));
         assert_eq!(live.rows(), 0);
@@ -199,10 +200,10 @@ mod tests {
         let live = LiveRows::new(schema());
         live.clear(BTreeMap::from([(0, None)]));
         live.with_open(|index| index.add(br#"{"ts": 1, "page": "a"}"#).unwrap());
-        assert_eq!(live.snapshot(&CatalogState::default()).rows(), 1);
+        assert_eq!(live.snapshot(&CatalogState::default(), None).rows(), 1);
         assert!(!live.take_overtaken());
         // Another daemon committed offsets 0..5 of partition 0 while this one held them.
-        assert_eq!(live.snapshot(&catalog_at(5)).rows(), 0);
+        assert_eq!(live.snapshot(&catalog_at(5), None).rows(), 0);
         assert!(live.take_overtaken());
         assert!(!live.take_overtaken(), "the flag clears");
     }

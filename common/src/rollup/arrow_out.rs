@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
-    TimestampMillisecondArray,
+    StringViewBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -98,11 +98,20 @@ impl RollupIndex {
         self.build_batch(rows, Strings::SortedDictionary(ranks))
     }
 
-    /// Every row, in index order, with the columns of [`RollupIndex::record_batch`] but string
-    /// dimensions as `Utf8View`: what a query of the rows in memory reads. It costs a copy of
-    /// each dictionary and 16 bytes per row and string dimension, with no sorting.
-    pub fn query_batch(&self) -> (RecordBatch, Vec<DimensionSpec>) {
-        let rows: Vec<u32> = (0..self.rows() as u32).collect();
+    /// The rows whose time lies in one of `within` (every row when `None`), in index order,
+    /// with the columns of [`RollupIndex::record_batch`] but string dimensions as `Utf8View`:
+    /// what a query of the rows in memory reads. No sorting; 16 bytes per row and string
+    /// dimension, plus a copy of each dictionary when the rows are as many as its values.
+    pub fn query_batch(&self, within: Option<&[Interval]>) -> (RecordBatch, Vec<DimensionSpec>) {
+        let rows: Vec<u32> = match within {
+            None => (0..self.rows() as u32).collect(),
+            Some(ranges) => (0..self.rows() as u32)
+                .filter(|&r| {
+                    let time = self.times[r as usize];
+                    ranges.iter().any(|range| range.contains(time))
+                })
+                .collect(),
+        };
         self.build_batch(&rows, Strings::Views)
     }
 
@@ -183,6 +192,18 @@ fn dimension_column(
     dim: usize,
 ) -> (DataType, ArrayRef) {
     match (values.kind(), strings) {
+        (DimensionType::String, Strings::Views) if ids.len() < values.len() => {
+            // Fewer rows than values: copy just the rows' strings.
+            let mut builder = StringViewBuilder::with_capacity(ids.len());
+            for &id in ids {
+                if id == 0 {
+                    builder.append_null();
+                } else {
+                    builder.append_value(values.str_value(id));
+                }
+            }
+            (DataType::Utf8View, Arc::new(builder.finish()))
+        }
         (DimensionType::String, Strings::Views) => {
             // Arrow gathers a view per row straight from a dictionary of every value.
             let keys: Int32Array = ids.iter().map(|&id| (id != 0).then(|| id as i32 - 1)).collect();

@@ -62,7 +62,7 @@ fn batch_rows(batch: &RecordBatch) -> Vec<Vec<String>> {
 
 #[test]
 fn the_query_batch_holds_the_record_batch_rows_with_string_views() {
-    let mut index = index_of(&spec(|_| {}));
+    let mut index = index_of(&spec(|schema| schema["granularitySpec"]["queryGranularity"] = json!("none")));
     for (i, line) in [
         r#"{"ts": 1000, "a": "x", "b": "a value longer than twelve bytes", "v": 1}"#,
         r#"{"ts": 2000, "a": "y", "v": 2, "d": 0.5}"#,
@@ -74,7 +74,7 @@ fn the_query_batch_holds_the_record_batch_rows_with_string_views() {
     {
         index.add(line.as_bytes()).unwrap_or_else(|e| panic!("line {i}: {e:?}"));
     }
-    let (views, dims) = index.query_batch();
+    let (views, dims) = index.query_batch(None);
     let all: Vec<u32> = (0..index.rows() as u32).collect();
     let (stored, stored_dims) = index.record_batch(&all, &index.ranks());
     assert_eq!(dims, stored_dims);
@@ -86,6 +86,12 @@ fn the_query_batch_holds_the_record_batch_rows_with_string_views() {
         ["x".to_string(), "a value longer than twelve bytes".to_string()]
     );
     assert_eq!(batch_rows(&views)[2][1], "null");
+
+    // Fewer rows than values take the other way to views; the same rows come out.
+    let within = [crate::time::Interval { start: 2000, end: 3001 }];
+    let (some, _) = index.query_batch(Some(&within));
+    assert_eq!(batch_rows(&some), batch_rows(&stored)[1..3]);
+    assert_eq!(index.query_batch(Some(&[])).0.num_rows(), 0);
 }
 
 #[test]

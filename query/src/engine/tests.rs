@@ -129,8 +129,8 @@ async fn a_running_engine_sees_a_new_version() {
 struct IndexSource(Mutex<RollupIndex>);
 
 impl LiveSource for IndexSource {
-    fn snapshot(&self, _catalog: &CatalogState) -> crate::table::LiveSnapshot {
-        crate::table::LiveSnapshot::from_index(&self.0.lock().unwrap(), "wiki_live")
+    fn snapshot(&self, _catalog: &CatalogState, within: Option<&[Interval]>) -> crate::table::LiveSnapshot {
+        crate::table::LiveSnapshot::from_indexes(&[&self.0.lock().unwrap()], "wiki_live", within)
     }
 }
 
@@ -143,7 +143,7 @@ struct Generations {
 }
 
 impl LiveSource for Generations {
-    fn snapshot(&self, catalog: &CatalogState) -> crate::table::LiveSnapshot {
+    fn snapshot(&self, catalog: &CatalogState, _within: Option<&[Interval]>) -> crate::table::LiveSnapshot {
         let catalog_seq = catalog.seq;
         self.asked.lock().unwrap().push(catalog_seq);
         let mut index = RollupIndex::new(RollupSchema::new(&spec()));

@@ -310,7 +310,7 @@ async fn timeseries(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Qu
     let limit: Option<usize> = query.field("limit")?;
     let skip_empty = query.context_flag("skipEmptyBuckets");
     let all = matches!(granularity, QueryGranularity::All);
-    let table = Arc::new(engine.table(&query.data_source).await?);
+    let table = Arc::new(engine.table_within(&query.data_source, Some(&intervals)).await?);
     let covered = covered(&table, &intervals);
     // Druid answers granularity `all` with one row even where there is no data.
     if covered.is_empty() && (!all || skip_empty) {
@@ -514,7 +514,7 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     let metric: TopNMetric = query.required("metric")?;
     let output = dimension.output_name().to_string();
     let order = top_n_order(&metric, &output, &aggregation)?;
-    let table = Arc::new(engine.table(&query.data_source).await?);
+    let table = Arc::new(engine.table_within(&query.data_source, Some(&intervals)).await?);
     let covered = covered(&table, &intervals);
     if covered.is_empty() {
         return Ok(json!([]));
@@ -575,7 +575,7 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
             ));
         }
     }
-    let table = Arc::new(engine.table(&query.data_source).await?);
+    let table = Arc::new(engine.table_within(&query.data_source, Some(&intervals)).await?);
     if covered(&table, &intervals).is_empty() {
         return Ok(json!([]));
     }
