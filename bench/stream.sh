@@ -43,8 +43,9 @@
 #   events are produced one at a time (at most 20/s), stamped in a day no other event falls in;
 #   after each, a timeseries count over that day is polled back to back on one keep-alive
 #   connection until it goes up. Latency = answer showing the event - just before produce();
-#   p50, p99 and max reported, with what one such query costs (the daemon turns every row it
-#   holds into Arrow for each query, whatever the interval, so that cost grows with the rows).
+#   p50, p99 and max reported, with what one such query costs (a native query turns the rows
+#   the daemon holds in its intervals into Arrow, so over an otherwise empty day it stays cheap
+#   however many rows are held; SQL queries still convert every row).
 #   Those events are in the topic from then on: later runs expect them too.
 #
 # Needs tansu (`cargo install tansu --features dynostore`; TANSU=/path/to/tansu otherwise) and
