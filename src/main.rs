@@ -694,17 +694,15 @@ async fn schedule(args: ScheduleArgs) -> Result<()> {
     let storage = open_storage(&args.storage)?;
     let scheduler = Scheduler::new(storage, jobs, scheduler_options(&args.scheduler, raw_layout)?);
     let (listener, address) = bind(&args.listen).await?;
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics = {
         let scheduler = scheduler.clone();
         Arc::new(move || scheduler.metrics_text())
     };
-    let server = tokio::spawn(query::server::serve_status(listener, metrics, async move {
-        let _ = server_stopped.await;
-    }));
+    let stop = Stop::on(shutdown_signal());
+    let server = tokio::spawn(query::server::serve_status(listener, metrics, stop.stopped()));
     announce_jobs(&scheduler, &format!("; health and metrics on http://{address}"));
-    scheduler.run(shutdown_signal()).await;
-    let _ = stop_server.send(());
+    scheduler.run(stop.stopped()).await;
+    stop.stop();
     let _ = server.await;
     Ok(())
 }
@@ -770,7 +768,7 @@ async fn broker(args: BrokerArgs) -> Result<()> {
         };
         broker.create_topic(name, partitions)?;
     }
-    let observer = Arc::new(broker.observer()?);
+    let observer = broker.observer()?;
     let (listener, address) = bind(&args.listen).await?;
     // Scripts and tests read the bootstrap address from the first line.
     println!("{}", broker.bootstrap_servers());

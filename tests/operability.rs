@@ -266,9 +266,7 @@ fn a_second_signal_exits_at_once_while_the_first_waits_for_a_query() {
     // stop (which lets requests in flight finish) for minutes.
     let silent_s3 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", silent_s3.local_addr().unwrap());
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .env_remove("BRAID_AUTH_TOKEN")
-        .env_remove("BRAID_CONFIG")
+    let mut serve = support::process()
         .args(["serve", "--listen", "127.0.0.1:0", "--deep-storage", "s3://stuck/deep"])
         .env("AWS_ENDPOINT", &endpoint)
         .env("AWS_ALLOW_HTTP", "true")

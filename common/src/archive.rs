@@ -43,7 +43,13 @@ impl GzipLines {
     /// Adds `message` as one line: any CR or LF in it becomes a space (pretty-printed JSON
     /// stays the same JSON), then a newline.
     pub fn push_flattened(&mut self, message: &[u8]) {
-        self.pending.extend(message.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
+        let start = self.pending.len();
+        self.pending.extend_from_slice(message);
+        for byte in &mut self.pending[start..] {
+            if *byte == b'\n' || *byte == b'\r' {
+                *byte = b' ';
+            }
+        }
         self.end_line();
     }
 

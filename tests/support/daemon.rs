@@ -26,21 +26,7 @@ impl Daemon {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
-        for var in [
-            "BRAID_DEEP_STORAGE",
-            "BRAID_LISTEN",
-            "BRAID_LOG_FORMAT",
-            "BRAID_SPEC",
-            "BRAID_CRON",
-            "BRAID_CONFIG",
-            "BRAID_AUTH_TOKEN",
-            "BRAID_LOOKBACK",
-            "BRAID_SETTLE",
-            "BRAID_RETENTION",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = super::process();
         cmd.args(args);
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let mut child = cmd

@@ -14,29 +14,41 @@ pub fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
 }
 
+/// Every variable braid reads its settings from, which a test must not inherit.
+const BRAID_VARIABLES: [&str; 14] = [
+    "BRAID_DEEP_STORAGE",
+    "BRAID_SPEC",
+    "BRAID_RAW_LAYOUT",
+    "BRAID_LOG_FORMAT",
+    "BRAID_LISTEN",
+    "BRAID_CONFIG",
+    "BRAID_AUTH_TOKEN",
+    "BRAID_CRON",
+    "BRAID_LOOKBACK",
+    "BRAID_SETTLE",
+    "BRAID_RETENTION",
+    "BRAID_CACHE_MIB",
+    "BRAID_MAX_CONCURRENT",
+    "RUST_LOG",
+];
+
 /// The `braid` binary with nothing inherited from the environment that changes its behaviour.
 pub fn bin() -> Command {
     let mut cmd = Command::cargo_bin("braid").unwrap();
-    for var in [
-        "BRAID_DEEP_STORAGE",
-        "BRAID_SPEC",
-        "BRAID_RAW_LAYOUT",
-        "BRAID_LOG_FORMAT",
-        "BRAID_LISTEN",
-        "BRAID_CONFIG",
-        "BRAID_AUTH_TOKEN",
-        "BRAID_CRON",
-        "BRAID_LOOKBACK",
-        "BRAID_SETTLE",
-        "BRAID_RETENTION",
-        "BRAID_CACHE_MIB",
-        "BRAID_MAX_CONCURRENT",
-        "RUST_LOG",
-    ] {
+    for var in BRAID_VARIABLES {
         cmd.env_remove(var);
     }
     // A safety net against a hung child; every run here takes seconds at most.
     cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// [`bin`] as a `std::process::Command`, for a process a test talks to while it runs.
+pub fn process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_braid"));
+    for var in BRAID_VARIABLES {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
