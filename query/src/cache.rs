@@ -8,8 +8,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use bytes::Bytes;
 use common::segment::{SegmentDescription, footer_description};
 use common::storage::DeepStorage;
@@ -26,6 +26,8 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
+
+use crate::codes::{ColumnCodes, code_column};
 
 /// Bytes read from a file's end on the first request; enough for most segment footers.
 const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
@@ -68,15 +70,46 @@ pub struct SegmentCache {
 
 #[derive(Debug)]
 struct CacheState {
-    groups: LruCache<(String, usize), RecordBatch>,
+    groups: LruCache<(String, usize), Arc<CachedGroup>>,
     bytes: usize,
     metas: HashMap<String, Arc<SegmentMeta>>,
+    /// The current dictionary of each string column queries grouped on.
+    codes: HashMap<String, Arc<ColumnCodes>>,
+}
+
+/// A decoded row group and the codes of those of its string columns queries grouped on, each
+/// with the epoch of the dictionary that gave them.
+#[derive(Debug)]
+struct CachedGroup {
+    batch: RecordBatch,
+    codes: Mutex<Vec<(u64, String, ArrayRef)>>,
+}
+
+impl CachedGroup {
+    fn codes(&self) -> std::sync::MutexGuard<'_, Vec<(u64, String, ArrayRef)>> {
+        self.codes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn bytes(&self) -> usize {
+        self.batch.get_array_memory_size()
+            + self.codes().iter().map(|(_, _, codes)| codes.get_array_memory_size()).sum::<usize>()
+    }
+
+    /// This group's codes from dictionary `codes`, if computed already.
+    fn coded(&self, codes: &ColumnCodes) -> Option<ArrayRef> {
+        self.codes().iter().find(|(epoch, _, _)| *epoch == codes.epoch()).map(|(_, _, c)| Arc::clone(c))
+    }
 }
 
 impl SegmentCache {
     /// A cache over `storage` holding at most `capacity_bytes` of decoded rows.
     pub fn new(storage: DeepStorage, capacity_bytes: usize) -> Self {
-        let state = CacheState { groups: LruCache::unbounded(), bytes: 0, metas: HashMap::new() };
+        let state = CacheState {
+            groups: LruCache::unbounded(),
+            bytes: 0,
+            metas: HashMap::new(),
+            codes: HashMap::new(),
+        };
         Self { storage, capacity_bytes, state: Mutex::new(state), row_groups_read: AtomicU64::new(0) }
     }
 
@@ -169,7 +202,20 @@ impl SegmentCache {
         meta: &SegmentMeta,
         groups: &[usize],
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        let mut found: Vec<Option<RecordBatch>> = {
+        self.row_groups_coded(meta, groups, &[]).await
+    }
+
+    /// [`SegmentCache::row_groups`] with, after each batch's own columns, the codes of string
+    /// columns from each dictionary of `codes` (named by [`code_column`]; left out when the
+    /// segment lacks the column). Codes are computed the first time a group is asked for
+    /// them and kept with it.
+    pub async fn row_groups_coded(
+        &self,
+        meta: &SegmentMeta,
+        groups: &[usize],
+        codes: &[Arc<ColumnCodes>],
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let mut found: Vec<Option<Arc<CachedGroup>>> = {
             let mut state = self.lock();
             groups.iter().map(|&g| state.groups.get(&(meta.path.clone(), g)).cloned()).collect()
         };
@@ -180,14 +226,76 @@ impl SegmentCache {
                 futures::future::try_join_all(missing.iter().map(|&g| self.read_group(meta, g))).await?;
             let mut state = self.lock();
             for (g, batch) in missing.iter().zip(loaded) {
+                let group = Arc::new(CachedGroup { batch, codes: Mutex::new(Vec::new()) });
                 let slot = groups.iter().position(|x| x == g).map(|i| &mut found[i]);
                 if let Some(slot) = slot {
-                    *slot = Some(batch.clone());
+                    *slot = Some(Arc::clone(&group));
                 }
-                self.insert(&mut state, (meta.path.clone(), *g), batch);
+                self.insert(&mut state, (meta.path.clone(), *g), group);
             }
         }
-        Ok(found.into_iter().flatten().collect())
+        let mut out = Vec::with_capacity(groups.len());
+        for (&g, group) in groups.iter().zip(found.into_iter().flatten()) {
+            if codes.is_empty() {
+                out.push(group.batch.clone());
+                continue;
+            }
+            let mut fields: Vec<FieldRef> = group.batch.schema().fields().iter().cloned().collect();
+            let mut columns: Vec<ArrayRef> = group.batch.columns().to_vec();
+            for dictionary in codes {
+                let Some(values) = group.batch.column_by_name(dictionary.column()) else { continue };
+                let coded = match group.coded(dictionary) {
+                    Some(coded) => coded,
+                    None => self.keep_codes(&meta.path, g, &group, dictionary, values)?,
+                };
+                fields.push(Arc::new(Field::new(code_column(dictionary.column()), DataType::UInt32, true)));
+                columns.push(coded);
+            }
+            out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
+        }
+        Ok(out)
+    }
+
+    /// Codes a group's column and keeps them with the group, replacing codes of an older
+    /// epoch, and counts their bytes while the group is still cached.
+    fn keep_codes(
+        &self,
+        path: &str,
+        g: usize,
+        group: &Arc<CachedGroup>,
+        dictionary: &ColumnCodes,
+        values: &ArrayRef,
+    ) -> Result<ArrayRef, DataFusionError> {
+        let coded: ArrayRef = Arc::new(dictionary.encode(values.as_ref())?);
+        let mut state = self.lock();
+        let before = group.bytes();
+        {
+            let mut kept = group.codes();
+            kept.retain(|(_, column, _)| column != dictionary.column());
+            kept.push((dictionary.epoch(), dictionary.column().to_string(), Arc::clone(&coded)));
+        }
+        let cached = state.groups.peek(&(path.to_string(), g)).is_some_and(|c| Arc::ptr_eq(c, group));
+        if cached {
+            state.bytes = state.bytes + group.bytes() - before;
+            self.evict_over_capacity(&mut state);
+        }
+        Ok(coded)
+    }
+
+    /// The dictionary of string column `column` queries group on now. One that has grown
+    /// past a quarter of the cache's bound is replaced by an empty one (a new epoch); queries
+    /// still holding the old one finish with it.
+    pub fn column_codes(&self, column: &str) -> Arc<ColumnCodes> {
+        let mut state = self.lock();
+        let bound = self.capacity_bytes / 4;
+        match state.codes.get(column) {
+            Some(codes) if codes.bytes() <= bound => Arc::clone(codes),
+            _ => {
+                let codes = Arc::new(ColumnCodes::new(column));
+                state.codes.insert(column.to_string(), Arc::clone(&codes));
+                codes
+            }
+        }
     }
 
     async fn read_group(&self, meta: &SegmentMeta, group: usize) -> Result<RecordBatch, DataFusionError> {
@@ -211,18 +319,22 @@ impl SegmentCache {
         arrow::compute::concat_batches(&meta.schema, &batches).map_err(|e| failed(&e))
     }
 
-    fn insert(&self, state: &mut CacheState, key: (String, usize), batch: RecordBatch) {
-        let size = batch.get_array_memory_size();
+    fn insert(&self, state: &mut CacheState, key: (String, usize), group: Arc<CachedGroup>) {
+        let size = group.bytes();
         if size > self.capacity_bytes {
             return;
         }
-        if let Some(old) = state.groups.put(key, batch) {
-            state.bytes -= old.get_array_memory_size();
+        if let Some(old) = state.groups.put(key, group) {
+            state.bytes -= old.bytes();
         }
         state.bytes += size;
+        self.evict_over_capacity(state);
+    }
+
+    fn evict_over_capacity(&self, state: &mut CacheState) {
         while state.bytes > self.capacity_bytes {
             match state.groups.pop_lru() {
-                Some((_, evicted)) => state.bytes -= evicted.get_array_memory_size(),
+                Some((_, evicted)) => state.bytes -= evicted.bytes(),
                 None => break,
             }
         }

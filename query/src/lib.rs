@@ -3,6 +3,7 @@
 //! index), served over HTTP with Druid's request and response shapes.
 
 pub mod cache;
+pub mod codes;
 pub mod engine;
 pub mod error;
 pub mod granularity;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray, new_null_array};
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use common::catalog::{CatalogState, SegmentRecord};
 use common::rollup::RollupIndex;
@@ -24,6 +24,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::cache::{SegmentCache, SegmentMeta};
+use crate::codes::{ColumnCodes, code_column};
 
 /// The name of the time column.
 pub const TIME_COLUMN: &str = "__time";
@@ -158,6 +159,8 @@ pub struct DataSourceTable {
     live: Option<LiveSnapshot>,
     cache: Arc<SegmentCache>,
     target_partitions: usize,
+    /// String columns whose codes the table offers as extra columns.
+    codes: Vec<Arc<ColumnCodes>>,
 }
 
 impl DataSourceTable {
@@ -177,7 +180,30 @@ impl DataSourceTable {
             live,
             cache,
             target_partitions: target_partitions.max(1),
+            codes: Vec::new(),
         }
+    }
+
+    /// The table with, for each of `columns` that is a string column, a column of its codes
+    /// (named by [`code_column`], `UInt32`), for grouping on integers instead of strings.
+    pub fn with_codes(mut self, columns: &[&str]) -> Self {
+        let mut fields: Vec<FieldRef> = self.schema.fields().iter().cloned().collect();
+        for &column in columns {
+            let is_string =
+                self.schema.field_with_name(column).is_ok_and(|f| f.data_type() == &DataType::Utf8View);
+            if !is_string || self.codes_of(column).is_some() {
+                continue;
+            }
+            self.codes.push(self.cache.column_codes(column));
+            fields.push(Arc::new(Field::new(code_column(column), DataType::UInt32, true)));
+        }
+        self.schema = Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone()));
+        self
+    }
+
+    /// The dictionary of a string column the table offers codes of.
+    pub fn codes_of(&self, column: &str) -> Option<&Arc<ColumnCodes>> {
+        self.codes.iter().find(|c| c.column() == column)
     }
 
     /// The merged schema of every part.
@@ -282,6 +308,7 @@ impl DataSourceTable {
                     self.target_partitions,
                 );
                 table.schema = Arc::clone(&self.schema);
+                table.codes = self.codes.clone();
                 (part.record.id.clone(), table)
             })
             .collect();
@@ -294,6 +321,7 @@ impl DataSourceTable {
                 self.target_partitions,
             );
             table.schema = Arc::clone(&self.schema);
+            table.codes = self.codes.clone();
             tables.push((live.segment_id.clone(), table));
         }
         tables
@@ -334,7 +362,7 @@ impl DataSourceTable {
                 .collect();
             if !groups.is_empty() {
                 loads.push(async move {
-                    let batches = self.cache.row_groups(&part.meta, &groups).await?;
+                    let batches = self.cache.row_groups_coded(&part.meta, &groups, &self.codes).await?;
                     Ok::<_, DataFusionError>((part, groups, batches))
                 });
             }
@@ -362,6 +390,7 @@ impl DataSourceTable {
                     None => batch.clone(),
                     Some(ranges) => clip(batch, ranges)?,
                 };
+                let batch = with_codes(batch, &self.codes)?;
                 if batch.num_rows() > 0 {
                     out.push(conform(&batch, &projected)?);
                 }
@@ -476,6 +505,23 @@ pub fn query_schema(stored: &Schema) -> Schema {
         .map(|f| f.as_ref().clone().with_data_type(query_type(f.data_type())))
         .collect();
     Schema::new_with_metadata(fields, stored.metadata().clone())
+}
+
+/// A batch with the codes of its string columns from each of `codes` appended (coded on every
+/// query: rows held in memory change between queries).
+fn with_codes(batch: RecordBatch, codes: &[Arc<ColumnCodes>]) -> Result<RecordBatch, DataFusionError> {
+    if codes.is_empty() || batch.num_rows() == 0 {
+        return Ok(batch);
+    }
+    let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for dictionary in codes {
+        if let Some(values) = batch.column_by_name(dictionary.column()) {
+            columns.push(Arc::new(dictionary.encode(values.as_ref())?));
+            fields.push(Arc::new(Field::new(code_column(dictionary.column()), DataType::UInt32, true)));
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 /// Keeps the rows whose time lies in one of `intervals`.

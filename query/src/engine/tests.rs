@@ -267,3 +267,74 @@ async fn skip_empty_buckets_drops_an_empty_all_row_only() {
     query["filter"] = json!({"type": "selector", "dimension": "page", "value": "nowhere"});
     assert_eq!(engine.native(&query).await.unwrap(), json!([]));
 }
+
+/// topN and groupBy group plain string dimensions by their codes: segments and live rows share
+/// one dictionary, nulls stay null, orderings see the values, and a dictionary replaced by a
+/// new epoch gives the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_n_and_group_by_group_on_codes_of_segments_and_live_rows() {
+    let storage = fixture().await;
+    let mut index = RollupIndex::new(RollupSchema::new(&spec()));
+    let mut live = events(3, &[(0, "a", "en", 100), (0, "a", "en", 200), (1, "z", "en", 400)]);
+    live.push_str(&format!("{{\"ts\": {}, \"page\": \"n\", \"added\": 1}}\n", DAY + 3 * HOUR_MS));
+    for line in live.lines() {
+        index.add(line.as_bytes()).unwrap();
+    }
+    let group_by = json!({
+        "queryType": "groupBy", "dataSource": "wiki", "granularity": "all",
+        "intervals": ["2013-08-31/2013-09-01"],
+        "dimensions": ["page", {"type": "default", "dimension": "lang", "outputName": "language"}],
+        "aggregations": [{"type": "longSum", "name": "events", "fieldName": "count"},
+                         {"type": "longSum", "name": "added", "fieldName": "added"}],
+        "limitSpec": {"type": "default", "columns": [{"dimension": "page", "direction": "descending"}]}
+    });
+    let top_n = json!({
+        "queryType": "topN", "dataSource": "wiki", "granularity": "all",
+        "intervals": ["2013-08-31/2013-09-01"], "dimension": "page", "threshold": 2, "metric": "added",
+        "aggregations": [{"type": "longSum", "name": "added", "fieldName": "added"}]
+    });
+    let rows = |answer: &Value| -> Vec<(Value, Value, i64, i64)> {
+        let answer = answer.as_array().unwrap();
+        let row = |r: &Value| {
+            let e = &r["event"];
+            (
+                e["page"].clone(),
+                e["language"].clone(),
+                e["events"].as_i64().unwrap(),
+                e["added"].as_i64().unwrap(),
+            )
+        };
+        answer.iter().map(row).collect()
+    };
+    let expected = vec![
+        (json!("z"), json!("en"), 1, 400),
+        (json!("n"), Value::Null, 1, 1),
+        (json!("c"), json!("en"), 1, 16),
+        (json!("b"), json!("de"), 1, 4),
+        (json!("a"), json!("en"), 5, 311),
+    ];
+    let top = json!([{"page": "z", "added": 400}, {"page": "a", "added": 311}]);
+
+    for cache_bytes in [64 << 20, 64] {
+        let engine = QueryEngine::new(storage.clone(), EngineOptions { cache_bytes, threads: 2 });
+        engine.attach_live("wiki", Arc::new(IndexSource(Mutex::new(index.clone()))));
+        let first_epoch = engine.cache().column_codes("page").epoch();
+        for _ in 0..2 {
+            assert_eq!(
+                rows(&engine.native(&group_by).await.unwrap()),
+                expected,
+                "cache of {cache_bytes} bytes"
+            );
+            assert_eq!(
+                engine.native(&top_n).await.unwrap()[0]["result"],
+                top,
+                "cache of {cache_bytes} bytes"
+            );
+        }
+        let codes = engine.cache().column_codes("page");
+        assert!(cache_bytes < 64 << 20 || codes.bytes() > 0, "the queries grouped on codes");
+        let epoch = codes.epoch();
+        // A roomy cache keeps one dictionary; one too small for the values starts anew.
+        assert_eq!(epoch == first_epoch, cache_bytes > 64, "cache of {cache_bytes} bytes");
+    }
+}

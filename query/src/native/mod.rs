@@ -25,6 +25,7 @@ use self::model::{
     Aggregating, Aggregator, Context, DataSourceRef, DimensionRef, Filter, Having, LimitSpec, OrderByColumn,
     PostAggregator, TopNMetric, TopNMetricSpec,
 };
+use crate::codes::{ColumnCodes, code_column};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, invalid};
 use crate::granularity::{QueryGranularity, floor_expr, parse_intervals};
@@ -238,6 +239,47 @@ impl Aggregation {
     fn has_output(&self, column: &str) -> bool {
         self.output_names().iter().any(|n| n == column)
     }
+}
+
+/// The string columns whose codes a query grouping on `dimensions` can group by.
+fn coded_columns(dimensions: &[DimensionRef]) -> Vec<&str> {
+    dimensions.iter().filter(|d| d.is_plain()).map(DimensionRef::column).collect()
+}
+
+/// The group key of a plain dimension: its codes when the table offers them (noted in
+/// `coded`, for [`decode_groups`] to turn back into values after the aggregation), else its
+/// values.
+fn group_key(
+    table: &DataSourceTable,
+    schema: &arrow::datatypes::Schema,
+    dimension: &DimensionRef,
+    coded: &mut Vec<(String, Arc<ColumnCodes>)>,
+) -> Expr {
+    let output = dimension.output_name();
+    match table.codes_of(dimension.column()) {
+        Some(codes) => {
+            coded.push((output.to_string(), Arc::clone(codes)));
+            name(&code_column(dimension.column())).alias(output)
+        }
+        None => translate::column(schema, dimension.column()).alias(output),
+    }
+}
+
+/// The aggregated rows with each coded group key turned back into its string value.
+fn decode_groups(df: DataFrame, coded: &[(String, Arc<ColumnCodes>)]) -> Result<DataFrame, QueryError> {
+    if coded.is_empty() {
+        return Ok(df);
+    }
+    let columns: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match coded.iter().find(|(output, _)| output == f.name()) {
+            Some((output, codes)) => codes.decode_expr(name(output)).alias(output),
+            None => name(f.name()),
+        })
+        .collect();
+    df.select(columns).map_err(df_error)
 }
 
 /// The bucket column for a granularity, or none for `all`.
@@ -514,7 +556,8 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     let metric: TopNMetric = query.required("metric")?;
     let output = dimension.output_name().to_string();
     let order = top_n_order(&metric, &output, &aggregation)?;
-    let table = Arc::new(engine.table_within(&query.data_source, Some(&intervals)).await?);
+    let table = engine.table_within(&query.data_source, Some(&intervals)).await?;
+    let table = Arc::new(table.with_codes(&coded_columns(std::slice::from_ref(&dimension))));
     let covered = covered(&table, &intervals);
     if covered.is_empty() {
         return Ok(json!([]));
@@ -523,9 +566,11 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     let (_ctx, df) = read(engine, &table)?;
     let schema = table.schema_ref();
     let mut group: Vec<Expr> = bucket_expr(&granularity).into_iter().collect();
-    group.push(translate::column(&schema, dimension.column()).alias(&output));
+    let mut coded = Vec::new();
+    group.push(group_key(&table, &schema, &dimension, &mut coded));
     let aggregates = aggregation.exprs(&table)?;
-    let mut df = df.filter(predicate).and_then(|df| df.aggregate(group, aggregates)).map_err(df_error)?;
+    let df = df.filter(predicate).and_then(|df| df.aggregate(group, aggregates)).map_err(df_error)?;
+    let mut df = decode_groups(df, &coded)?;
     df = aggregation.apply_post(df)?;
     if let Some((stop, after)) = &order.previous_stop {
         let key = cast(name(&output), DataType::Utf8);
@@ -575,7 +620,8 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
             ));
         }
     }
-    let table = Arc::new(engine.table_within(&query.data_source, Some(&intervals)).await?);
+    let table = engine.table_within(&query.data_source, Some(&intervals)).await?;
+    let table = Arc::new(table.with_codes(&coded_columns(&dimensions)));
     if covered(&table, &intervals).is_empty() {
         return Ok(json!([]));
     }
@@ -583,7 +629,12 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
     let (_ctx, df) = read(engine, &table)?;
     let schema = table.schema_ref();
     let mut group: Vec<Expr> = bucket_expr(&granularity).into_iter().collect();
+    let mut coded = Vec::new();
     for d in &dimensions {
+        if d.is_plain() {
+            group.push(group_key(&table, &schema, d, &mut coded));
+            continue;
+        }
         let mut value = translate::column(&schema, d.column());
         if let DimensionRef::Spec(spec) = d {
             value = match spec.output_type.as_deref().map(str::to_ascii_uppercase).as_deref() {
@@ -602,7 +653,8 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
         group.push(value.alias(d.output_name()));
     }
     let aggregates = aggregation.exprs(&table)?;
-    let mut df = df.filter(predicate).and_then(|df| df.aggregate(group, aggregates)).map_err(df_error)?;
+    let df = df.filter(predicate).and_then(|df| df.aggregate(group, aggregates)).map_err(df_error)?;
+    let mut df = decode_groups(df, &coded)?;
     df = aggregation.apply_post(df)?;
     if let Some(h) = &having_spec {
         let output_schema: arrow::datatypes::Schema = df.schema().as_arrow().clone();

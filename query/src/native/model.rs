@@ -305,6 +305,18 @@ impl DimensionRef {
         }
     }
 
+    /// Whether results show the column's values as they are (no extraction, no output type
+    /// conversion), so rows may be grouped by the values' codes.
+    pub fn is_plain(&self) -> bool {
+        match self {
+            Self::Name(_) => true,
+            Self::Spec(spec) => {
+                spec.kind == "default"
+                    && spec.output_type.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("STRING"))
+            }
+        }
+    }
+
     /// The name in results.
     pub fn output_name(&self) -> &str {
         match self {
