@@ -25,7 +25,7 @@ use self::model::{
     Aggregating, Aggregator, Context, DataSourceRef, DimensionRef, Filter, Having, LimitSpec, OrderByColumn,
     PostAggregator, TopNMetric, TopNMetricSpec,
 };
-use crate::codes::{ColumnCodes, code_column};
+use crate::codes::{CodePart, ColumnCodes, code_column, pack_expr};
 use crate::engine::QueryEngine;
 use crate::error::{QueryError, invalid};
 use crate::granularity::{QueryGranularity, floor_expr, parse_intervals};
@@ -246,39 +246,67 @@ fn coded_columns(dimensions: &[DimensionRef]) -> Vec<&str> {
     dimensions.iter().filter(|d| d.is_plain()).map(DimensionRef::column).collect()
 }
 
-/// The group key of a plain dimension: its codes when the table offers them (noted in
-/// `coded`, for [`decode_groups`] to turn back into values after the aggregation), else its
-/// values.
-fn group_key(
-    table: &DataSourceTable,
-    schema: &arrow::datatypes::Schema,
-    dimension: &DimensionRef,
-    coded: &mut Vec<(String, Arc<ColumnCodes>)>,
-) -> Expr {
-    let output = dimension.output_name();
-    match table.codes_of(dimension.column()) {
-        Some(codes) => {
-            coded.push((output.to_string(), Arc::clone(codes)));
-            name(&code_column(dimension.column())).alias(output)
-        }
-        None => translate::column(schema, dimension.column()).alias(output),
-    }
+/// A group key of codes, turned back into a dimension's values after the aggregation.
+struct CodedKey {
+    key: String,
+    output: String,
+    codes: Arc<ColumnCodes>,
+    part: CodePart,
 }
 
-/// The aggregated rows with each coded group key turned back into its string value.
-fn decode_groups(df: DataFrame, coded: &[(String, Arc<ColumnCodes>)]) -> Result<DataFrame, QueryError> {
+/// The group keys of plain dimensions: their codes where the table offers them (two coded
+/// dimensions packed into one integer, the cheapest key to group on), noted in `coded` for
+/// [`decode_groups`]; the values of the others.
+fn plain_group_keys(
+    table: &DataSourceTable,
+    schema: &arrow::datatypes::Schema,
+    dimensions: &[&DimensionRef],
+    coded: &mut Vec<CodedKey>,
+) -> Vec<Expr> {
+    let with_codes: Vec<(&DimensionRef, &Arc<ColumnCodes>)> =
+        dimensions.iter().filter_map(|d| Some((*d, table.codes_of(d.column())?))).collect();
+    let mut keys = Vec::new();
+    if let [(high, high_codes), (low, low_codes)] = with_codes.as_slice() {
+        let key = format!("{}|{}", code_column(high.output_name()), low.output_name());
+        let pair = pack_expr(name(&code_column(high.column())), name(&code_column(low.column())));
+        keys.push(pair.alias(&key));
+        for (d, codes, part) in [(high, high_codes, CodePart::High), (low, low_codes, CodePart::Low)] {
+            let output = d.output_name().to_string();
+            coded.push(CodedKey { key: key.clone(), output, codes: Arc::clone(codes), part });
+        }
+    } else {
+        for (d, codes) in &with_codes {
+            let output = d.output_name().to_string();
+            keys.push(name(&code_column(d.column())).alias(&output));
+            coded.push(CodedKey {
+                key: output.clone(),
+                output,
+                codes: Arc::clone(codes),
+                part: CodePart::Whole,
+            });
+        }
+    }
+    for d in dimensions.iter().filter(|d| table.codes_of(d.column()).is_none()) {
+        keys.push(translate::column(schema, d.column()).alias(d.output_name()));
+    }
+    keys
+}
+
+/// The aggregated rows with each coded group key turned back into its dimensions' values.
+fn decode_groups(df: DataFrame, coded: &[CodedKey]) -> Result<DataFrame, QueryError> {
     if coded.is_empty() {
         return Ok(df);
     }
-    let columns: Vec<Expr> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| match coded.iter().find(|(output, _)| output == f.name()) {
-            Some((output, codes)) => codes.decode_expr(name(output)).alias(output),
-            None => name(f.name()),
-        })
-        .collect();
+    let mut columns: Vec<Expr> = Vec::new();
+    for field in df.schema().fields() {
+        let decoded: Vec<&CodedKey> = coded.iter().filter(|c| &c.key == field.name()).collect();
+        if decoded.is_empty() {
+            columns.push(name(field.name()));
+        }
+        for c in decoded {
+            columns.push(c.codes.decode_expr(name(&c.key), c.part).alias(&c.output));
+        }
+    }
     df.select(columns).map_err(df_error)
 }
 
@@ -567,7 +595,11 @@ async fn top_n(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, QueryEr
     let schema = table.schema_ref();
     let mut group: Vec<Expr> = bucket_expr(&granularity).into_iter().collect();
     let mut coded = Vec::new();
-    group.push(group_key(&table, &schema, &dimension, &mut coded));
+    if dimension.is_plain() {
+        group.extend(plain_group_keys(&table, &schema, &[&dimension], &mut coded));
+    } else {
+        group.push(translate::column(&schema, dimension.column()).alias(&output));
+    }
     let aggregates = aggregation.exprs(&table)?;
     let df = df.filter(predicate).and_then(|df| df.aggregate(group, aggregates)).map_err(df_error)?;
     let mut df = decode_groups(df, &coded)?;
@@ -630,11 +662,9 @@ async fn group_by(engine: &QueryEngine, query: &Query<'_>) -> Result<Value, Quer
     let schema = table.schema_ref();
     let mut group: Vec<Expr> = bucket_expr(&granularity).into_iter().collect();
     let mut coded = Vec::new();
-    for d in &dimensions {
-        if d.is_plain() {
-            group.push(group_key(&table, &schema, d, &mut coded));
-            continue;
-        }
+    let plain: Vec<&DimensionRef> = dimensions.iter().filter(|d| d.is_plain()).collect();
+    group.extend(plain_group_keys(&table, &schema, &plain, &mut coded));
+    for d in dimensions.iter().filter(|d| !d.is_plain()) {
         let mut value = translate::column(&schema, d.column());
         if let DimensionRef::Spec(spec) = d {
             value = match spec.output_type.as_deref().map(str::to_ascii_uppercase).as_deref() {
