@@ -282,20 +282,19 @@ impl SegmentCache {
         Ok(coded)
     }
 
-    /// The dictionary of string column `column` queries group on now. One that has grown
-    /// past a quarter of the cache's bound is replaced by an empty one (a new epoch); queries
-    /// still holding the old one finish with it.
+    /// The dictionary of string column `column` queries group on now. Dictionaries only grow,
+    /// so once all of them together hold more than a quarter of the cache's bound they are
+    /// all replaced by empty ones (new epochs); queries still holding the old ones finish
+    /// with them, and cached codes of old epochs are computed again when next asked for.
     pub fn column_codes(&self, column: &str) -> Arc<ColumnCodes> {
         let mut state = self.lock();
-        let bound = self.capacity_bytes / 4;
-        match state.codes.get(column) {
-            Some(codes) if codes.bytes() <= bound => Arc::clone(codes),
-            _ => {
-                let codes = Arc::new(ColumnCodes::new(column));
-                state.codes.insert(column.to_string(), Arc::clone(&codes));
-                codes
-            }
+        let held: usize = state.codes.values().map(|codes| codes.bytes()).sum();
+        if held > self.capacity_bytes / 4 {
+            state.codes.clear();
         }
+        let codes =
+            state.codes.entry(column.to_string()).or_insert_with(|| Arc::new(ColumnCodes::new(column)));
+        Arc::clone(codes)
     }
 
     async fn read_group(&self, meta: &SegmentMeta, group: usize) -> Result<RecordBatch, DataFusionError> {

@@ -1,12 +1,12 @@
 //! Dense codes for string dimension values, so native topN and groupBy group on integers the
 //! way Druid groups on dictionary ids, and turn only their result rows back into strings.
 //!
-//! Each string column has one [`ColumnCodes`]: a dictionary from value to `u32` code shared
+//! Each string column name has one [`ColumnCodes`]: a dictionary from value to `u32` code shared
 //! by every segment and query of the process. A cached row group keeps the codes of the
 //! columns queries grouped on (computed once, on first use), so a repeated topN over a
 //! million rows hashes a million integers instead of a million strings. The dictionaries only
-//! grow, so the segment cache starts a new one (a new epoch) once a column's values pass a
-//! byte bound; codes of an older epoch are never mixed with a newer one's.
+//! grow, so the segment cache starts new ones (new epochs) once they pass a byte bound; codes
+//! of an older epoch are never mixed with a newer one's.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
