@@ -21,6 +21,7 @@ use crate::time::{Granularity, Interval, Millis};
 
 pub use arrow_out::{Ranks, SegmentRows};
 use dictionary::Dictionary;
+pub use dictionary::StringDictionary;
 pub use parse::{EventError, event_time};
 
 /// What a field of an event feeds.

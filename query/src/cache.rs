@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use common::segment::{SegmentDescription, footer_description};
 use common::storage::DeepStorage;
@@ -27,7 +27,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
 
-use crate::codes::{ColumnCodes, code_column};
+use crate::codes::{ColumnCodes, with_code_columns};
 
 /// Bytes read from a file's end on the first request; enough for most segment footers.
 const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
@@ -196,20 +196,11 @@ impl SegmentCache {
     }
 
     /// The decoded rows of some row groups of a segment, one batch per group, in the order
-    /// asked for. Groups not in memory are read from deep storage and kept.
+    /// asked for; groups not in memory are read from deep storage and kept. After each batch's
+    /// own columns come the codes of string columns from each dictionary of `codes` (named by
+    /// [`crate::codes::code_column`]; left out when the segment lacks the column), computed the
+    /// first time a group is asked for them and kept with it.
     pub async fn row_groups(
-        &self,
-        meta: &SegmentMeta,
-        groups: &[usize],
-    ) -> Result<Vec<RecordBatch>, DataFusionError> {
-        self.row_groups_coded(meta, groups, &[]).await
-    }
-
-    /// [`SegmentCache::row_groups`] with, after each batch's own columns, the codes of string
-    /// columns from each dictionary of `codes` (named by [`code_column`]; left out when the
-    /// segment lacks the column). Codes are computed the first time a group is asked for
-    /// them and kept with it.
-    pub async fn row_groups_coded(
         &self,
         meta: &SegmentMeta,
         groups: &[usize],
@@ -240,18 +231,12 @@ impl SegmentCache {
                 out.push(group.batch.clone());
                 continue;
             }
-            let mut fields: Vec<FieldRef> = group.batch.schema().fields().iter().cloned().collect();
-            let mut columns: Vec<ArrayRef> = group.batch.columns().to_vec();
-            for dictionary in codes {
-                let Some(values) = group.batch.column_by_name(dictionary.column()) else { continue };
-                let coded = match group.coded(dictionary) {
-                    Some(coded) => coded,
-                    None => self.keep_codes(&meta.path, g, &group, dictionary, values)?,
-                };
-                fields.push(Arc::new(Field::new(code_column(dictionary.column()), DataType::UInt32, true)));
-                columns.push(coded);
-            }
-            out.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
+            out.push(with_code_columns(&group.batch, codes, |dictionary, values| {
+                match group.coded(dictionary) {
+                    Some(coded) => Ok(coded),
+                    None => self.keep_codes(&meta.path, g, &group, dictionary, values),
+                }
+            })?);
         }
         Ok(out)
     }

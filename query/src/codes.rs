@@ -8,24 +8,48 @@
 //! grow, so the segment cache starts new ones (new epochs) once they pass a byte bound; codes
 //! of an older epoch are never mixed with a newer one's.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use arrow::array::{Array, AsArray, StringViewArray, StringViewBuilder, UInt32Array, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringViewArray, StringViewBuilder, UInt32Array, UInt64Array,
+};
 use arrow::compute::cast;
-use arrow::datatypes::DataType;
-use arrow::datatypes::{UInt32Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, UInt32Type, UInt64Type};
+use common::rollup::StringDictionary;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::scalar::ScalarValue;
-use hashbrown::HashTable;
 
 /// The name of the column holding the codes of string column `column`.
 pub fn code_column(column: &str) -> String {
     format!("__codes.{column}")
+}
+
+/// The schema field of the column holding the codes of string column `column`.
+pub fn code_field(column: &str) -> FieldRef {
+    Arc::new(Field::new(code_column(column), DataType::UInt32, true))
+}
+
+/// `batch` with, after its own columns, a code column for each dictionary of `dictionaries`
+/// whose column the batch has, as `codes_of(dictionary, values)` gives them.
+pub fn with_code_columns(
+    batch: &RecordBatch,
+    dictionaries: &[Arc<ColumnCodes>],
+    mut codes_of: impl FnMut(&ColumnCodes, &ArrayRef) -> DfResult<ArrayRef>,
+) -> DfResult<RecordBatch> {
+    let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for dictionary in dictionaries {
+        if let Some(values) = batch.column_by_name(dictionary.column()) {
+            columns.push(codes_of(dictionary, values)?);
+            fields.push(code_field(dictionary.column()));
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 static EPOCHS: AtomicU64 = AtomicU64::new(1);
@@ -45,27 +69,13 @@ pub enum CodePart {
     Low,
 }
 
-/// One string column's dictionary: value to code, code to value. Codes start at 0; a null
-/// value has a null code.
+/// One string column's dictionary: value to code, code to value. Codes start at 0 (the
+/// dictionary's id less one); a null value has a null code.
 #[derive(Debug)]
 pub struct ColumnCodes {
     column: String,
     epoch: u64,
-    table: RwLock<CodeTable>,
-}
-
-#[derive(Default)]
-struct CodeTable {
-    ids: HashTable<u32>,
-    values: Vec<Box<str>>,
-    hasher: foldhash::fast::RandomState,
-    bytes: usize,
-}
-
-impl std::fmt::Debug for CodeTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CodeTable").field("values", &self.values.len()).field("bytes", &self.bytes).finish()
-    }
+    table: RwLock<StringDictionary>,
 }
 
 impl ColumnCodes {
@@ -74,7 +84,7 @@ impl ColumnCodes {
         Self {
             column: column.to_string(),
             epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
-            table: RwLock::new(CodeTable::default()),
+            table: RwLock::new(StringDictionary::default()),
         }
     }
 
@@ -90,10 +100,10 @@ impl ColumnCodes {
 
     /// Bytes of the values held.
     pub fn bytes(&self) -> usize {
-        self.read().bytes
+        self.read().bytes()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, CodeTable> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, StringDictionary> {
         // Every update is a push of a value and its slot, consistent at any panic point.
         self.table.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -112,7 +122,7 @@ impl ColumnCodes {
             .as_string_view_opt()
             .ok_or_else(|| DataFusionError::Internal("a code column needs string values".into()))?;
         let mut table = self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let codes: UInt32Array = strings.iter().map(|value| value.map(|v| table.intern(v))).collect();
+        let codes: UInt32Array = strings.iter().map(|value| value.map(|v| table.intern(v) - 1)).collect();
         Ok(codes)
     }
 
@@ -127,7 +137,7 @@ impl ColumnCodes {
         for code in codes {
             match code {
                 None => out.append_null(),
-                Some(code) => match table.values.get(code as usize) {
+                Some(code) => match table.get(code.saturating_add(1)) {
                     Some(value) => out.append_value(value),
                     None => {
                         return Err(DataFusionError::Internal(format!(
@@ -191,22 +201,6 @@ impl ScalarUDFImpl for PackCodes {
         let packed: UInt64Array =
             (0..high.len()).map(|i| Some(u64::from(part(high, i)) << 32 | u64::from(part(low, i)))).collect();
         Ok(ColumnarValue::Array(Arc::new(packed)))
-    }
-}
-
-impl CodeTable {
-    fn intern(&mut self, value: &str) -> u32 {
-        let hash = self.hasher.hash_one(value);
-        let values = &self.values;
-        if let Some(&code) = self.ids.find(hash, |&code| *values[code as usize] == *value) {
-            return code;
-        }
-        let code = self.values.len() as u32;
-        self.values.push(value.into());
-        self.bytes += value.len() + std::mem::size_of::<Box<str>>() + std::mem::size_of::<u32>();
-        let (values, hasher) = (&self.values, &self.hasher);
-        self.ids.insert_unique(hash, code, |&code| hasher.hash_one(&*values[code as usize]));
-        code
     }
 }
 

@@ -24,7 +24,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::cache::{SegmentCache, SegmentMeta};
-use crate::codes::{ColumnCodes, code_column};
+use crate::codes::{ColumnCodes, code_field, with_code_columns};
 
 /// The name of the time column.
 pub const TIME_COLUMN: &str = "__time";
@@ -185,7 +185,7 @@ impl DataSourceTable {
     }
 
     /// The table with, for each of `columns` that is a string column, a column of its codes
-    /// (named by [`code_column`], `UInt32`), for grouping on integers instead of strings.
+    /// (named by [`crate::codes::code_column`], `UInt32`), for grouping on integers instead of strings.
     pub fn with_codes(mut self, columns: &[&str]) -> Self {
         let mut fields: Vec<FieldRef> = self.schema.fields().iter().cloned().collect();
         for &column in columns {
@@ -195,7 +195,7 @@ impl DataSourceTable {
                 continue;
             }
             self.codes.push(self.cache.column_codes(column));
-            fields.push(Arc::new(Field::new(code_column(column), DataType::UInt32, true)));
+            fields.push(code_field(column));
         }
         self.schema = Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone()));
         self
@@ -362,7 +362,7 @@ impl DataSourceTable {
                 .collect();
             if !groups.is_empty() {
                 loads.push(async move {
-                    let batches = self.cache.row_groups_coded(&part.meta, &groups, &self.codes).await?;
+                    let batches = self.cache.row_groups(&part.meta, &groups, &self.codes).await?;
                     Ok::<_, DataFusionError>((part, groups, batches))
                 });
             }
@@ -390,7 +390,10 @@ impl DataSourceTable {
                     None => batch.clone(),
                     Some(ranges) => clip(batch, ranges)?,
                 };
-                let batch = with_codes(batch, &self.codes)?;
+                // Rows held in memory change between queries: coded on every query.
+                let batch = with_code_columns(&batch, &self.codes, |dictionary, values| {
+                    Ok(Arc::new(dictionary.encode(values.as_ref())?))
+                })?;
                 if batch.num_rows() > 0 {
                     out.push(conform(&batch, &projected)?);
                 }
@@ -505,23 +508,6 @@ pub fn query_schema(stored: &Schema) -> Schema {
         .map(|f| f.as_ref().clone().with_data_type(query_type(f.data_type())))
         .collect();
     Schema::new_with_metadata(fields, stored.metadata().clone())
-}
-
-/// A batch with the codes of its string columns from each of `codes` appended (coded on every
-/// query: rows held in memory change between queries).
-fn with_codes(batch: RecordBatch, codes: &[Arc<ColumnCodes>]) -> Result<RecordBatch, DataFusionError> {
-    if codes.is_empty() || batch.num_rows() == 0 {
-        return Ok(batch);
-    }
-    let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for dictionary in codes {
-        if let Some(values) = batch.column_by_name(dictionary.column()) {
-            columns.push(Arc::new(dictionary.encode(values.as_ref())?));
-            fields.push(Arc::new(Field::new(code_column(dictionary.column()), DataType::UInt32, true)));
-        }
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 /// Keeps the rows whose time lies in one of `intervals`.

@@ -40,23 +40,78 @@ impl StrSlot {
     }
 }
 
-/// Strings by value, with the slot layout above.
+/// Strings with dense ids starting at 1, found by value through the slot layout above: the
+/// string dimension dictionary of the rollup, and the query path's code dictionaries.
 #[derive(Clone, Default)]
-pub(super) struct StrIds {
+pub struct StringDictionary {
     table: HashTable<StrSlot>,
     hasher: foldhash::fast::RandomState,
+    values: Vec<Box<str>>,
+    bytes: usize,
 }
 
-impl std::fmt::Debug for StrIds {
+impl std::fmt::Debug for StringDictionary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StrIds").field("len", &self.table.len()).finish()
+        f.debug_struct("StringDictionary")
+            .field("len", &self.values.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl StringDictionary {
+    /// The id of a value, adding it if new.
+    pub fn intern(&mut self, value: &str) -> u32 {
+        let Self { table, hasher, values, bytes } = self;
+        let hash = hasher.hash_one(value);
+        let entry = table.entry(
+            hash,
+            |slot| slot.matches(value, values),
+            |slot| hasher.hash_one(&*values[slot.id as usize - 1]),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => found.get().id,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                values.push(value.into());
+                *bytes += value.len() + std::mem::size_of::<Box<str>>() + std::mem::size_of::<StrSlot>();
+                let id = values.len() as u32;
+                vacant.insert(StrSlot::new(id, value));
+                id
+            }
+        }
+    }
+
+    /// The value of an id, if handed out.
+    pub fn get(&self, id: u32) -> Option<&str> {
+        let index = (id as usize).checked_sub(1)?;
+        self.values.get(index).map(|v| &**v)
+    }
+
+    /// Every value, in id order (id 1 first).
+    pub fn values(&self) -> &[Box<str>] {
+        &self.values
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no value was added.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Bytes the values and their table slots take.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
 /// The values one dimension has seen, each with a dense id starting at 1.
 #[derive(Debug, Clone)]
 pub(super) enum Dictionary {
-    Strings { ids: StrIds, values: Vec<Box<str>> },
+    Strings(StringDictionary),
     Longs { ids: Map<i64>, values: Vec<i64> },
     Floats { ids: Map<u32>, values: Vec<f32> },
     Doubles { ids: Map<u64>, values: Vec<f64> },
@@ -65,7 +120,7 @@ pub(super) enum Dictionary {
 impl Dictionary {
     pub(super) fn new(kind: DimensionType) -> Self {
         match kind {
-            DimensionType::String => Self::Strings { ids: StrIds::default(), values: Vec::new() },
+            DimensionType::String => Self::Strings(StringDictionary::default()),
             DimensionType::Long => Self::Longs { ids: Map::default(), values: Vec::new() },
             DimensionType::Float => Self::Floats { ids: Map::default(), values: Vec::new() },
             DimensionType::Double => Self::Doubles { ids: Map::default(), values: Vec::new() },
@@ -74,7 +129,7 @@ impl Dictionary {
 
     pub(super) fn kind(&self) -> DimensionType {
         match self {
-            Self::Strings { .. } => DimensionType::String,
+            Self::Strings(_) => DimensionType::String,
             Self::Longs { .. } => DimensionType::Long,
             Self::Floats { .. } => DimensionType::Float,
             Self::Doubles { .. } => DimensionType::Double,
@@ -84,7 +139,7 @@ impl Dictionary {
     /// Number of distinct non-null values.
     pub(super) fn len(&self) -> usize {
         match self {
-            Self::Strings { values, .. } => values.len(),
+            Self::Strings(strings) => strings.len(),
             Self::Longs { values, .. } => values.len(),
             Self::Floats { values, .. } => values.len(),
             Self::Doubles { values, .. } => values.len(),
@@ -93,25 +148,8 @@ impl Dictionary {
 
     /// The id of a string value, adding it if new. Only for string dictionaries.
     pub(super) fn intern_str(&mut self, value: &str) -> u32 {
-        let Self::Strings { ids, values } = self else {
-            unreachable!("string values go to string dictionaries")
-        };
-        let hasher = &ids.hasher;
-        let hash = hasher.hash_one(value);
-        let entry = ids.table.entry(
-            hash,
-            |slot| slot.matches(value, values),
-            |slot| hasher.hash_one(&*values[slot.id as usize - 1]),
-        );
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(found) => found.get().id,
-            hashbrown::hash_table::Entry::Vacant(vacant) => {
-                values.push(value.into());
-                let id = values.len() as u32;
-                vacant.insert(StrSlot::new(id, value));
-                id
-            }
-        }
+        let Self::Strings(strings) = self else { unreachable!("string values go to string dictionaries") };
+        strings.intern(value)
     }
 
     pub(super) fn intern_i64(&mut self, value: i64) -> u32 {
@@ -147,7 +185,7 @@ impl Dictionary {
         let mut map = Vec::with_capacity(other.len() + 1);
         map.push(0);
         match other {
-            Self::Strings { values, .. } => map.extend(values.iter().map(|v| self.intern_str(v))),
+            Self::Strings(strings) => map.extend(strings.values().iter().map(|v| self.intern_str(v))),
             Self::Longs { values, .. } => map.extend(values.iter().map(|v| self.intern_i64(*v))),
             Self::Floats { values, .. } => map.extend(values.iter().map(|v| self.intern_f32(*v))),
             Self::Doubles { values, .. } => map.extend(values.iter().map(|v| self.intern_f64(*v))),
@@ -160,7 +198,8 @@ impl Dictionary {
     pub(super) fn ranks(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (1..=self.len() as u32).collect();
         match self {
-            Self::Strings { values, .. } => {
+            Self::Strings(strings) => {
+                let values = strings.values();
                 order.sort_unstable_by(|a, b| values[*a as usize - 1].cmp(&values[*b as usize - 1]))
             }
             Self::Longs { values, .. } => order.sort_unstable_by_key(|a| values[*a as usize - 1]),
@@ -180,7 +219,7 @@ impl Dictionary {
 
     pub(super) fn str_value(&self, id: u32) -> &str {
         match self {
-            Self::Strings { values, .. } => &values[id as usize - 1],
+            Self::Strings(strings) => &strings.values()[id as usize - 1],
             _ => unreachable!("string dictionary"),
         }
     }
