@@ -20,8 +20,8 @@ use crate::spec::{AggregatorKind, DataSourceSpec, MetricSpec};
 use crate::time::{Granularity, Interval, Millis};
 
 pub use arrow_out::{Ranks, SegmentRows};
-use dictionary::Dictionary;
 pub use dictionary::StringDictionary;
+use dictionary::{Dictionary, spread};
 pub use parse::{EventError, event_time};
 
 /// What a field of an event feeds.
@@ -56,6 +56,14 @@ impl Num {
             Num::Double(v) => v,
         }
     }
+}
+
+/// An entry of the rollup table: a row and 32 bits of its key's hash, so that growing the
+/// table never reads a row's key again.
+#[derive(Debug, Clone, Copy)]
+struct RowSlot {
+    row: u32,
+    hash: u32,
 }
 
 /// One dimension of the index.
@@ -246,7 +254,7 @@ pub struct RollupIndex {
     width: usize,
     times: Vec<Millis>,
     metrics: Vec<MetricColumn>,
-    table: HashTable<u32>,
+    table: HashTable<RowSlot>,
     hasher: foldhash::fast::FixedState,
     scratch: parse::Scratch,
 }
@@ -353,24 +361,20 @@ impl RollupIndex {
             times.push(time);
             return (times.len() - 1, true);
         }
-        let hasher = &self.hasher;
-        let hash = hash_key(hasher, time, key);
+        let hash = hash_key(&self.hasher, time, key);
         let entry = self.table.entry(
-            hash,
-            |&row| {
-                let row = row as usize;
-                times[row] == time && keys[row * width..(row + 1) * width] == key[..]
+            spread(hash),
+            |slot| {
+                let row = slot.row as usize;
+                slot.hash == hash && times[row] == time && keys[row * width..(row + 1) * width] == key[..]
             },
-            |&row| {
-                let row = row as usize;
-                hash_key(hasher, times[row], &keys[row * width..(row + 1) * width])
-            },
+            |slot| spread(slot.hash),
         );
         match entry {
-            hashbrown::hash_table::Entry::Occupied(found) => (*found.get() as usize, false),
+            hashbrown::hash_table::Entry::Occupied(found) => (found.get().row as usize, false),
             hashbrown::hash_table::Entry::Vacant(slot) => {
                 let row = times.len();
-                slot.insert(row as u32);
+                slot.insert(RowSlot { row: row as u32, hash });
                 keys.extend_from_slice(key);
                 times.push(time);
                 (row, true)
@@ -394,14 +398,12 @@ impl RollupIndex {
         // Trailing nulls change the hash input, so every row is re-hashed.
         self.table.clear();
         if self.schema.spec.granularity.rollup {
+            self.table.reserve(self.times.len(), |slot| spread(slot.hash));
             for row in 0..self.times.len() {
                 let hash =
                     hash_key(&self.hasher, self.times[row], &self.keys[row * width..(row + 1) * width]);
-                let (keys, times, hasher) = (&self.keys, &self.times, &self.hasher);
-                self.table.insert_unique(hash, row as u32, |&r| {
-                    let r = r as usize;
-                    hash_key(hasher, times[r], &keys[r * width..(r + 1) * width])
-                });
+                self.table
+                    .insert_unique(spread(hash), RowSlot { row: row as u32, hash }, |slot| spread(slot.hash));
             }
         }
     }
@@ -458,11 +460,7 @@ impl RollupIndex {
         self.keys.reserve(rows * self.width);
         self.times.reserve(rows);
         if self.schema.spec.granularity.rollup {
-            let (keys, times, hasher, width) = (&self.keys, &self.times, &self.hasher, self.width);
-            self.table.reserve(rows, |&r| {
-                let r = r as usize;
-                hash_key(hasher, times[r], &keys[r * width..(r + 1) * width])
-            });
+            self.table.reserve(rows, |slot| spread(slot.hash));
         }
         for metric in &mut self.metrics {
             match metric {
@@ -485,12 +483,13 @@ impl RollupIndex {
     }
 }
 
-fn hash_key(hasher: &foldhash::fast::FixedState, time: Millis, key: &[u32]) -> u64 {
+/// 32 bits of the hash of a row key: what a [`RowSlot`] keeps.
+fn hash_key(hasher: &foldhash::fast::FixedState, time: Millis, key: &[u32]) -> u32 {
     use std::hash::{BuildHasher, Hash, Hasher};
     let mut h = hasher.build_hasher();
     time.hash(&mut h);
     key.hash(&mut h);
-    h.finish()
+    (h.finish() >> 32) as u32
 }
 
 #[cfg(test)]

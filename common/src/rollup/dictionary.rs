@@ -9,35 +9,41 @@ use crate::spec::DimensionType;
 type Map<K> = HashMap<K, u32, foldhash::fast::RandomState>;
 
 /// Bytes of a string kept in its hash-table slot.
-const INLINE: usize = 24;
+const INLINE: usize = 20;
 
 /// A string dictionary's table entry. The first bytes of the value live in the slot itself,
 /// so a lookup of a short string (most dimension values) compares without following a
-/// pointer: one cache miss per lookup instead of two.
+/// pointer: one cache miss per lookup instead of two. The slot keeps the value's hash too, so
+/// growing the table moves slots without reading a single value again.
 #[derive(Debug, Clone)]
 struct StrSlot {
     id: u32,
     len: u32,
+    hash: u32,
     head: [u8; INLINE],
 }
 
-impl StrSlot {
-    fn new(id: u32, value: &str) -> Self {
-        let mut head = [0; INLINE];
-        let n = value.len().min(INLINE);
-        head[..n].copy_from_slice(&value.as_bytes()[..n]);
-        Self { id, len: value.len() as u32, head }
-    }
+/// A value's first [`INLINE`] bytes, zero-padded: compared with a slot's head as one
+/// fixed-size block rather than a call to `memcmp` of a varying length.
+fn head_of(value: &[u8]) -> [u8; INLINE] {
+    let mut head = [0; INLINE];
+    let n = value.len().min(INLINE);
+    head[..n].copy_from_slice(&value[..n]);
+    head
+}
 
-    fn matches(&self, value: &str, values: &[Box<str>]) -> bool {
-        let bytes = value.as_bytes();
-        if self.len as usize != bytes.len() {
-            return false;
-        }
-        let n = bytes.len().min(INLINE);
-        self.head[..n] == bytes[..n]
-            && (n == bytes.len() || values[self.id as usize - 1].as_bytes()[n..] == bytes[n..])
+impl StrSlot {
+    fn matches(&self, value: &[u8], head: &[u8; INLINE], values: &[Box<str>]) -> bool {
+        self.len as usize == value.len()
+            && self.head == *head
+            && (value.len() <= INLINE || values[self.id as usize - 1].as_bytes()[INLINE..] == value[INLINE..])
     }
+}
+
+/// The hash a table places a slot by, from the 32 bits the slot keeps: multiplied out so that
+/// both the bucket (low bits) and hashbrown's tag (top bits) depend on all of them.
+pub(super) fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Strings with dense ids starting at 1, found by value through the slot layout above: the
@@ -63,11 +69,12 @@ impl StringDictionary {
     /// The id of a value, adding it if new.
     pub fn intern(&mut self, value: &str) -> u32 {
         let Self { table, hasher, values, bytes } = self;
-        let hash = hasher.hash_one(value);
+        let hash = (hasher.hash_one(value) >> 32) as u32;
+        let head = head_of(value.as_bytes());
         let entry = table.entry(
-            hash,
-            |slot| slot.matches(value, values),
-            |slot| hasher.hash_one(&*values[slot.id as usize - 1]),
+            spread(hash),
+            |slot| slot.matches(value.as_bytes(), &head, values),
+            |slot| spread(slot.hash),
         );
         match entry {
             hashbrown::hash_table::Entry::Occupied(found) => found.get().id,
@@ -75,7 +82,7 @@ impl StringDictionary {
                 values.push(value.into());
                 *bytes += value.len() + std::mem::size_of::<Box<str>>() + std::mem::size_of::<StrSlot>();
                 let id = values.len() as u32;
-                vacant.insert(StrSlot::new(id, value));
+                vacant.insert(StrSlot { id, len: value.len() as u32, hash, head });
                 id
             }
         }
