@@ -434,18 +434,44 @@ impl RollupIndex {
         }
         self.scratch.resize(self.dims.len());
         self.reserve(other.rows());
+        // Rows of hours this index has no row in cannot share a key with one of ours: they are
+        // appended without a probe. Parallel batch workers mostly read different hours.
+        let our_hours = hours_of(&self.times);
+        let mut last_hour = None;
+        let mut hour_is_ours = false;
         for row in 0..other.times.len() {
             self.scratch.key.iter_mut().for_each(|id| *id = 0);
             let theirs = &other.keys[row * other.width..(row + 1) * other.width];
             for (d, &id) in theirs.iter().enumerate() {
                 self.scratch.key[dim_map[d]] = id_maps[d][id as usize];
             }
-            let (ours, is_new) = self.row_for_scratch_key(other.times[row]);
-            let existing = (!is_new).then_some(ours);
+            let time = other.times[row];
+            let hour = Granularity::Hour.truncate(time);
+            if last_hour != Some(hour) {
+                (last_hour, hour_is_ours) = (Some(hour), our_hours.binary_search(&hour).is_ok());
+            }
+            let existing = if hour_is_ours {
+                let (ours, is_new) = self.row_for_scratch_key(time);
+                (!is_new).then_some(ours)
+            } else {
+                self.append_scratch_key(time);
+                None
+            };
             for (ours, theirs) in self.metrics.iter_mut().zip(&other.metrics) {
                 ours.merge(existing, theirs, row);
             }
         }
+    }
+
+    /// Appends the scratch key at `time` as a new row, known to be in no other row.
+    fn append_scratch_key(&mut self, time: Millis) {
+        let row = self.times.len() as u32;
+        if self.schema.spec.granularity.rollup {
+            let hash = hash_key(&self.hasher, time, &self.scratch.key);
+            self.table.insert_unique(spread(hash), RowSlot { row, hash }, |slot| spread(slot.hash));
+        }
+        self.keys.extend_from_slice(&self.scratch.key);
+        self.times.push(time);
     }
 
     /// The sort order of every dimension's values, for [`RollupIndex::segments`] and
@@ -481,6 +507,20 @@ impl RollupIndex {
     pub fn segments(&self, ranks: &Ranks) -> BTreeMap<Interval, SegmentRows> {
         arrow_out::segments(self, ranks)
     }
+}
+
+/// The distinct hours of some row times, sorted.
+fn hours_of(times: &[Millis]) -> Vec<Millis> {
+    let mut hours: Vec<Millis> = Vec::new();
+    for &time in times {
+        let hour = Granularity::Hour.truncate(time);
+        if hours.last() != Some(&hour) {
+            hours.push(hour);
+        }
+    }
+    hours.sort_unstable();
+    hours.dedup();
+    hours
 }
 
 /// 32 bits of the hash of a row key: what a [`RowSlot`] keeps.
