@@ -255,6 +255,10 @@ pub struct RollupIndex {
     times: Vec<Millis>,
     metrics: Vec<MetricColumn>,
     table: HashTable<RowSlot>,
+    /// Rows the table holds. Rows past these were appended by a merge, known to share no key
+    /// with another row, and join the table before it is next probed (a batch job never
+    /// probes it again).
+    indexed_rows: usize,
     hasher: foldhash::fast::FixedState,
     scratch: parse::Scratch,
 }
@@ -294,6 +298,7 @@ impl RollupIndex {
             times: Vec::new(),
             metrics,
             table: HashTable::new(),
+            indexed_rows: 0,
             hasher: foldhash::fast::FixedState::with_seed(u64::from_be_bytes(*b"braid-01")),
             scratch,
         }
@@ -355,12 +360,13 @@ impl RollupIndex {
     /// rollup); true when it is new. The key is hashed once and probed once.
     fn row_for_scratch_key(&mut self, time: Millis) -> (usize, bool) {
         let width = self.width;
-        let (keys, times, key) = (&mut self.keys, &mut self.times, &self.scratch.key);
         if !self.schema.spec.granularity.rollup {
-            keys.extend_from_slice(key);
-            times.push(time);
-            return (times.len() - 1, true);
+            self.keys.extend_from_slice(&self.scratch.key);
+            self.times.push(time);
+            return (self.times.len() - 1, true);
         }
+        self.index_appended_rows();
+        let (keys, times, key) = (&mut self.keys, &mut self.times, &self.scratch.key);
         let hash = hash_key(&self.hasher, time, key);
         let entry = self.table.entry(
             spread(hash),
@@ -377,6 +383,7 @@ impl RollupIndex {
                 slot.insert(RowSlot { row: row as u32, hash });
                 keys.extend_from_slice(key);
                 times.push(time);
+                self.indexed_rows = times.len();
                 (row, true)
             }
         }
@@ -397,15 +404,25 @@ impl RollupIndex {
         self.width = width;
         // Trailing nulls change the hash input, so every row is re-hashed.
         self.table.clear();
+        self.indexed_rows = 0;
         if self.schema.spec.granularity.rollup {
-            self.table.reserve(self.times.len(), |slot| spread(slot.hash));
-            for row in 0..self.times.len() {
-                let hash =
-                    hash_key(&self.hasher, self.times[row], &self.keys[row * width..(row + 1) * width]);
-                self.table
-                    .insert_unique(spread(hash), RowSlot { row: row as u32, hash }, |slot| spread(slot.hash));
-            }
+            self.index_appended_rows();
         }
+    }
+
+    /// Puts the rows a merge appended into the table.
+    fn index_appended_rows(&mut self) {
+        let (width, times, keys) = (self.width, &self.times, &self.keys);
+        if self.indexed_rows == times.len() {
+            return;
+        }
+        self.table.reserve(times.len() - self.indexed_rows, |slot| spread(slot.hash));
+        for row in self.indexed_rows..times.len() {
+            let hash = hash_key(&self.hasher, times[row], &keys[row * width..(row + 1) * width]);
+            self.table
+                .insert_unique(spread(hash), RowSlot { row: row as u32, hash }, |slot| spread(slot.hash));
+        }
+        self.indexed_rows = times.len();
     }
 
     /// Folds every row of another index of the same dataSource into this one (how parallel
@@ -463,13 +480,9 @@ impl RollupIndex {
         }
     }
 
-    /// Appends the scratch key at `time` as a new row, known to be in no other row.
+    /// Appends the scratch key at `time` as a new row, known to be in no other row; it joins
+    /// the table before the next probe.
     fn append_scratch_key(&mut self, time: Millis) {
-        let row = self.times.len() as u32;
-        if self.schema.spec.granularity.rollup {
-            let hash = hash_key(&self.hasher, time, &self.scratch.key);
-            self.table.insert_unique(spread(hash), RowSlot { row, hash }, |slot| spread(slot.hash));
-        }
         self.keys.extend_from_slice(&self.scratch.key);
         self.times.push(time);
     }
@@ -480,14 +493,11 @@ impl RollupIndex {
         arrow_out::ranks(self)
     }
 
-    /// Makes room for `rows` more rows at once, so that growing never rehashes every row
-    /// partway through a merge.
-    pub fn reserve(&mut self, rows: usize) {
+    /// Makes room in the row columns for `rows` more rows at once, so that a merge copies each
+    /// column once rather than at every doubling. (The table grows as rows join it.)
+    fn reserve(&mut self, rows: usize) {
         self.keys.reserve(rows * self.width);
         self.times.reserve(rows);
-        if self.schema.spec.granularity.rollup {
-            self.table.reserve(rows, |slot| spread(slot.hash));
-        }
         for metric in &mut self.metrics {
             match metric {
                 MetricColumn::Count(values) => values.reserve(rows),
