@@ -9,6 +9,7 @@
 
 mod arrow_out;
 mod dictionary;
+mod flat;
 mod parse;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-use super::{Dimension, Num, RollupIndex, Slot};
+use super::{Dictionary, Dimension, Num, RollupIndex, Slot};
 use crate::spec::DimensionType;
 use crate::time::{Millis, TimestampFormat};
 
@@ -42,7 +42,7 @@ pub(super) struct Scratch {
     pub(super) time: Millis,
     has_time: bool,
     error: Option<EventError>,
-    number: Vec<u8>,
+    pub(super) number: Vec<u8>,
     /// The slot of the key last seen at each position: events of one source repeat their
     /// key order, so most keys resolve with one short comparison instead of a hash lookup.
     key_cache: Vec<(Box<str>, Slot)>,
@@ -74,21 +74,30 @@ fn utf8(line: &[u8]) -> Result<&str, EventError> {
 }
 
 pub(super) fn parse_event(index: &mut RollupIndex, line: &[u8]) -> Result<Millis, EventError> {
-    let scratch = &mut index.scratch;
-    scratch.key.clear();
-    scratch.key.resize(index.dims.len(), 0);
-    scratch.inputs.iter_mut().for_each(|v| *v = None);
-    scratch.has_time = false;
-    scratch.error = None;
+    parse_event_with(index, line, true)
+}
 
-    let mut de = serde_json::Deserializer::from_str(utf8(line)?);
-    index.scratch.key_position = 0;
-    let result = de::Deserializer::deserialize_map(&mut de, EventVisitor { index }).and_then(|()| de.end());
-    if let Some(error) = index.scratch.error.take() {
-        return Err(error);
-    }
-    if let Err(e) = result {
-        return Err(EventError::Json(e.to_string()));
+/// [`parse_event`], with or without the fast path for flat events (tests compare the two).
+pub(super) fn parse_event_with(
+    index: &mut RollupIndex,
+    line: &[u8],
+    flat: bool,
+) -> Result<Millis, EventError> {
+    let text = utf8(line)?;
+    clear_scratch(index);
+    if !(flat && super::flat::parse_flat(index, text)) {
+        // Escapes, nested values, a value its field refuses, bad JSON: serde_json reads the
+        // event again from the start and says exactly what is wrong, if anything.
+        clear_scratch(index);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let result =
+            de::Deserializer::deserialize_map(&mut de, EventVisitor { index }).and_then(|()| de.end());
+        if let Some(error) = index.scratch.error.take() {
+            return Err(error);
+        }
+        if let Err(e) = result {
+            return Err(EventError::Json(e.to_string()));
+        }
     }
     if !index.scratch.has_time {
         let spec = &index.schema.spec.timestamp;
@@ -98,6 +107,40 @@ pub(super) fn parse_event(index: &mut RollupIndex, line: &[u8]) -> Result<Millis
         }
     }
     Ok(index.scratch.time)
+}
+
+fn clear_scratch(index: &mut RollupIndex) {
+    let scratch = &mut index.scratch;
+    scratch.key.clear();
+    scratch.key.resize(index.dims.len(), 0);
+    scratch.inputs.iter_mut().for_each(|v| *v = None);
+    scratch.has_time = false;
+    scratch.error = None;
+    scratch.key_position = 0;
+}
+
+/// The slot of the key at `position` in an event: events of one source repeat their key
+/// order, so most keys resolve with one short comparison with the key last seen there.
+pub(super) fn slot_at(index: &mut RollupIndex, position: usize, key: &str) -> Slot {
+    if let Some((cached, slot)) = index.scratch.key_cache.get(position)
+        && **cached == *key
+    {
+        return *slot;
+    }
+    let slot = resolve_key(index, key);
+    let cache = &mut index.scratch.key_cache;
+    if position < cache.len() {
+        cache[position] = (key.into(), slot);
+    } else if position == cache.len() {
+        cache.push((key.into(), slot));
+    }
+    slot
+}
+
+/// Marks the event's time as read.
+pub(super) fn set_time(scratch: &mut Scratch, time: Millis) {
+    scratch.time = time;
+    scratch.has_time = true;
 }
 
 struct EventVisitor<'i> {
@@ -168,22 +211,9 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Slot, E> {
-        let index = self.index;
-        let position = index.scratch.key_position;
-        index.scratch.key_position += 1;
-        if let Some((cached, slot)) = index.scratch.key_cache.get(position)
-            && **cached == *key
-        {
-            return Ok(*slot);
-        }
-        let slot = resolve_key(index, key);
-        let cache = &mut index.scratch.key_cache;
-        if position < cache.len() {
-            cache[position] = (key.into(), slot);
-        } else if position == cache.len() {
-            cache.push((key.into(), slot));
-        }
-        Ok(slot)
+        let position = self.index.scratch.key_position;
+        self.index.scratch.key_position += 1;
+        Ok(slot_at(self.index, position, key))
     }
 }
 
@@ -214,8 +244,7 @@ impl TimestampSeed<'_> {
     fn set<E: de::Error>(self, parsed: Result<Millis, crate::time::TimeError>) -> Result<(), E> {
         match parsed {
             Ok(t) => {
-                self.scratch.time = t;
-                self.scratch.has_time = true;
+                set_time(self.scratch, t);
                 Ok(())
             }
             Err(e) => fail(&mut self.scratch.error, EventError::Timestamp(e.to_string())),
@@ -298,24 +327,80 @@ impl DimensionSeed<'_> {
         fail(self.error, EventError::Field { field, message })
     }
 
-    /// A JSON number: typed dimensions take it as it is; string dimensions take its text.
     fn number<E: de::Error>(self, as_f64: f64, as_i64: Option<i64>) -> Result<(), E> {
-        let Self { dim, id, number, .. } = self;
-        let values = &mut dim.values;
-        *id = match values.kind() {
-            DimensionType::String => {
-                number.clear();
-                let _ = match as_i64 {
-                    Some(v) => write!(number, "{v}"),
-                    None => write!(number, "{as_f64}"),
-                };
-                values.intern_str(std::str::from_utf8(number).unwrap_or_default())
-            }
-            DimensionType::Long => values.intern_i64(as_i64.unwrap_or(as_f64 as i64)),
-            DimensionType::Float => values.intern_f32(as_f64 as f32),
-            DimensionType::Double => values.intern_f64(as_f64),
-        };
+        *self.id = dimension_number(&mut self.dim.values, self.number, as_f64, as_i64);
         Ok(())
+    }
+
+    fn take<E: de::Error>(self, id: Result<u32, String>) -> Result<(), E> {
+        match id {
+            Ok(id) => {
+                *self.id = id;
+                Ok(())
+            }
+            Err(message) => self.refuse(message),
+        }
+    }
+}
+
+/// A JSON number as a dimension value: typed dimensions take it as it is, string dimensions
+/// take its text.
+pub(super) fn dimension_number(
+    values: &mut Dictionary,
+    text: &mut Vec<u8>,
+    as_f64: f64,
+    as_i64: Option<i64>,
+) -> u32 {
+    match values.kind() {
+        DimensionType::String => {
+            text.clear();
+            let _ = match as_i64 {
+                Some(v) => write!(text, "{v}"),
+                None => write!(text, "{as_f64}"),
+            };
+            values.intern_str(std::str::from_utf8(text).unwrap_or_default())
+        }
+        DimensionType::Long => values.intern_i64(as_i64.unwrap_or(as_f64 as i64)),
+        DimensionType::Float => values.intern_f32(as_f64 as f32),
+        DimensionType::Double => values.intern_f64(as_f64),
+    }
+}
+
+/// A JSON string as a dimension value: typed dimensions parse it (Druid reads numeric
+/// strings as numbers), or say why they cannot.
+pub(super) fn dimension_str(values: &mut Dictionary, v: &str) -> Result<u32, String> {
+    let parsed = match values.kind() {
+        DimensionType::String => return Ok(values.intern_str(v)),
+        DimensionType::Long => v.trim().parse::<i64>().ok().map(|n| values.intern_i64(n)).or_else(|| {
+            v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| values.intern_i64(f as i64))
+        }),
+        DimensionType::Float => {
+            v.trim().parse::<f32>().ok().filter(|f| f.is_finite()).map(|f| values.intern_f32(f))
+        }
+        DimensionType::Double => {
+            v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| values.intern_f64(f))
+        }
+    };
+    parsed.ok_or_else(|| format!("value {v:?} is not a {}", type_name(values.kind())))
+}
+
+/// A JSON boolean as a dimension value: its text for string dimensions, refused by typed ones.
+pub(super) fn dimension_bool(values: &mut Dictionary, v: bool) -> Result<u32, String> {
+    match values.kind() {
+        DimensionType::String => Ok(values.intern_str(if v { "true" } else { "false" })),
+        kind => Err(format!("value {v} is not a {}", type_name(kind))),
+    }
+}
+
+/// A JSON string as a metric input: Druid reads numeric strings as numbers.
+pub(super) fn metric_str(v: &str) -> Result<Num, String> {
+    let trimmed = v.trim();
+    if let Ok(n) = trimmed.parse::<i64>() {
+        return Ok(Num::Long(n));
+    }
+    match trimmed.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(Num::Double(f)),
+        _ => Err(format!("value {v:?} is not a number")),
     }
 }
 
@@ -335,42 +420,13 @@ impl<'de> Visitor<'de> for DimensionSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let values = &mut self.dim.values;
-        let parsed = match values.kind() {
-            DimensionType::String => {
-                *self.id = values.intern_str(v);
-                return Ok(());
-            }
-            DimensionType::Long => v.trim().parse::<i64>().ok().map(|n| values.intern_i64(n)).or_else(|| {
-                v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| values.intern_i64(f as i64))
-            }),
-            DimensionType::Float => {
-                v.trim().parse::<f32>().ok().filter(|f| f.is_finite()).map(|f| values.intern_f32(f))
-            }
-            DimensionType::Double => {
-                v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| values.intern_f64(f))
-            }
-        };
-        match parsed {
-            Some(id) => {
-                *self.id = id;
-                Ok(())
-            }
-            None => {
-                let kind = type_name(values.kind());
-                self.refuse(format!("value {v:?} is not a {kind}"))
-            }
-        }
+        let id = dimension_str(&mut self.dim.values, v);
+        self.take(id)
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        match self.dim.values.kind() {
-            DimensionType::String => {
-                *self.id = self.dim.values.intern_str(if v { "true" } else { "false" });
-                Ok(())
-            }
-            kind => self.refuse(format!("value {v} is not a {}", type_name(kind))),
-        }
+        let id = dimension_bool(&mut self.dim.values, v);
+        self.take(id)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
@@ -457,19 +513,13 @@ impl<'de> Visitor<'de> for NumberSeed<'_> {
         Ok(())
     }
 
-    // Druid reads numeric strings as numbers.
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let trimmed = v.trim();
-        if let Ok(n) = trimmed.parse::<i64>() {
-            *self.out = Some(Num::Long(n));
-            return Ok(());
-        }
-        match trimmed.parse::<f64>() {
-            Ok(f) if f.is_finite() => {
-                *self.out = Some(Num::Double(f));
+        match metric_str(v) {
+            Ok(n) => {
+                *self.out = Some(n);
                 Ok(())
             }
-            _ => self.refuse(format!("value {v:?} is not a number")),
+            Err(message) => self.refuse(message),
         }
     }
 

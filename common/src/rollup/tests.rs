@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::spec::load_specs;
+use crate::spec::{DimensionType, load_specs};
 
 const TUTORIAL_EVENTS: &str = include_str!("../../../examples/wikipedia-events.json");
 
@@ -224,6 +224,126 @@ fn schemaless_discovers_dimensions_and_widens_rows() {
     assert_eq!(rows.len(), 2);
     assert_eq!(&rows[0][..5], ["2020-01-01T10:00:00Z", "null", "1", "3", "8"]);
     assert_eq!(&rows[1][..4], ["2020-01-01T10:00:00Z", "new", "1", "1"]);
+}
+
+/// The scratch row of the event last parsed, as text: time, dimension values, metric inputs.
+fn scratch_text(index: &RollupIndex) -> String {
+    let dims: Vec<String> = index
+        .dims
+        .iter()
+        .zip(&index.scratch.key)
+        .map(|(dim, &id)| match (id, dim.values.kind()) {
+            (0, _) => format!("{}=null", dim.name),
+            (id, DimensionType::String) => format!("{}={:?}", dim.name, dim.values.str_value(id)),
+            (id, DimensionType::Long) => format!("{}={}", dim.name, dim.values.i64_value(id)),
+            (id, DimensionType::Float) => format!("{}={:?}", dim.name, dim.values.f32_value(id)),
+            (id, DimensionType::Double) => format!("{}={:?}", dim.name, dim.values.f64_value(id)),
+        })
+        .collect();
+    format!("{} {dims:?} {:?}", index.scratch.time, index.scratch.inputs)
+}
+
+const KEYS: [&str; 8] = ["ts", "a", "n", "v", "d", "x", "\\u0061", "t\\\"s"];
+const VALUES: [&str; 40] = [
+    "\"x\"",
+    "\"\"",
+    "\"ü東\"",
+    "\"a\\\"b\"",
+    "\"\\u0041\"",
+    "\"tab\there\"",
+    "0",
+    "-0",
+    "12",
+    "-12",
+    "1.5",
+    "-0.0",
+    "1e3",
+    "2E-2",
+    "01",
+    "1.",
+    "-",
+    "12345678901234567890",
+    "99999999999999999999999",
+    "1e400",
+    "true",
+    "false",
+    "null",
+    "[]",
+    "[1,\"a\"]",
+    "{}",
+    "{\"k\":{\"j\":1}}",
+    "\"2020-01-01T10:00:00Z\"",
+    "1577872800000",
+    "\"1577872800000\"",
+    "1577872800000.5",
+    "\"42\"",
+    "\"4.5\"",
+    "\" 7 \"",
+    "\"forty\"",
+    "nul",
+    "tru",
+    "\"2020-01-01\"",
+    "-7.25e1",
+    "0.1",
+];
+const SPACES: [&str; 5] = ["", " ", "\t", "\r", "  "];
+
+/// A JSON-ish line from generated parts, broken on purpose now and then.
+fn event_line(fields: &[(usize, usize, usize)], ending: usize) -> String {
+    let mut line = String::from("{");
+    for (i, (key, value, space)) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        let space = SPACES[*space];
+        line.push_str(&format!("{space}\"{}\"{space}:{space}{}{space}", KEYS[*key], VALUES[*value]));
+    }
+    line.push_str(match ending {
+        0..=2 => "}",
+        3 => "} ",
+        4 => "",
+        5 => ",}",
+        6 => "}x",
+        _ => "}}",
+    });
+    line
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fast path for flat events reads every line exactly as serde_json alone does: the
+    /// same time, dimension values and metric inputs, or the same error.
+    #[test]
+    fn flat_events_read_as_serde_json_reads_them(
+        lines in prop::collection::vec(
+            (prop::collection::vec((0..KEYS.len(), 0..VALUES.len(), 0..SPACES.len()), 0..8), 0usize..8),
+            1..12,
+        ),
+        schemaless in any::<bool>(),
+    ) {
+        let spec = spec(|s| {
+            s["dimensionsSpec"] = if schemaless {
+                json!({"dimensions": [], "dimensionExclusions": ["x"]})
+            } else {
+                json!({"dimensions": ["a", {"type": "long", "name": "n"}, "t\"s"]})
+            };
+        });
+        let mut fast = index_of(&spec);
+        let mut serde_only = index_of(&spec);
+        for (fields, ending) in &lines {
+            let line = event_line(fields, *ending);
+            let ours = parse::parse_event_with(&mut fast, line.as_bytes(), true);
+            let theirs = parse::parse_event_with(&mut serde_only, line.as_bytes(), false);
+            prop_assert_eq!(&ours, &theirs, "{}", line);
+            if ours.is_ok() {
+                prop_assert_eq!(scratch_text(&fast), scratch_text(&serde_only), "{}", line);
+                fast.fold_parsed();
+                serde_only.fold_parsed();
+            }
+        }
+        prop_assert_eq!(table(&fast), table(&serde_only));
+    }
 }
 
 /// A plain reference: a map from (truncated time, dimension values) to metrics.

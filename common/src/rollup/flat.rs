@@ -1,0 +1,294 @@
+//! The fast path for the usual event: one flat JSON object whose values are strings without
+//! escapes, numbers, booleans and nulls. It reads the line once, byte by byte, with none of
+//! serde's per-value dispatch. Anything else (an escape, a nested value, a value its field
+//! refuses, a syntax error) makes it give up, and serde_json reads the event again from the
+//! start and gives the exact error; so this path accepts only what serde_json accepts, and
+//! reads it to the same values.
+
+use super::parse::{dimension_bool, dimension_number, dimension_str, metric_str, set_time, slot_at};
+use super::{Num, RollupIndex, Slot};
+
+/// Reads one event into the scratch row; false when serde_json must read it instead (the
+/// scratch row is then partly written and must be cleared).
+pub(super) fn parse_flat(index: &mut RollupIndex, text: &str) -> bool {
+    let mut reader = Reader { text, bytes: text.as_bytes(), pos: 0 };
+    read_object(index, &mut reader).is_some()
+}
+
+/// A JSON scalar as it appeared: numbers already as serde_json would hand them over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Value<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
+    r.skip_whitespace();
+    r.eat(b'{')?;
+    r.skip_whitespace();
+    if r.eat(b'}').is_none() {
+        let mut position = 0;
+        loop {
+            r.eat(b'"')?;
+            let key = r.string()?;
+            r.skip_whitespace();
+            r.eat(b':')?;
+            r.skip_whitespace();
+            let slot = slot_at(index, position, key);
+            position += 1;
+            let value = r.value()?;
+            store(index, slot, value)?;
+            r.skip_whitespace();
+            if r.eat(b',').is_some() {
+                r.skip_whitespace();
+                continue;
+            }
+            r.eat(b'}')?;
+            break;
+        }
+    }
+    r.skip_whitespace();
+    (r.pos == r.bytes.len()).then_some(())
+}
+
+/// Puts a value where its field's slot says, as the serde visitors would; `None` where they
+/// would refuse it, so that they say why.
+fn store(index: &mut RollupIndex, slot: Slot, value: Value<'_>) -> Option<()> {
+    match slot {
+        Slot::Timestamp => {
+            let format = &index.schema.spec.timestamp.format;
+            let parsed = match value {
+                Value::Str(v) => format.parse_str(v),
+                Value::Int(v) => format.parse_i64(v),
+                Value::Float(v) => format.parse_f64(v),
+                Value::Null => return Some(()),
+                Value::Bool(_) => return None,
+            };
+            set_time(&mut index.scratch, parsed.ok()?);
+        }
+        Slot::Dimension(d) => {
+            let values = &mut index.dims[d].values;
+            index.scratch.key[d] = match value {
+                Value::Str(v) => dimension_str(values, v).ok()?,
+                Value::Int(v) => dimension_number(values, &mut index.scratch.number, v as f64, Some(v)),
+                Value::Float(v) => dimension_number(values, &mut index.scratch.number, v, None),
+                Value::Bool(v) => dimension_bool(values, v).ok()?,
+                Value::Null => 0,
+            };
+        }
+        Slot::MetricInput(i) => {
+            index.scratch.inputs[i] = match value {
+                Value::Int(v) => Some(Num::Long(v)),
+                Value::Float(v) => Some(Num::Double(v)),
+                Value::Str(v) => Some(metric_str(v).ok()?),
+                Value::Null => None,
+                Value::Bool(_) => return None,
+            };
+        }
+        Slot::Ignore => {}
+    }
+    Some(())
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.pos += 1)
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn skip_digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// A string's text after its opening quote, up to and past the closing one; `None` at an
+    /// escape or a control character (which JSON does not allow unescaped).
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    // Quotes are ASCII, so both ends are character boundaries.
+                    let text = self.text.get(start..self.pos)?;
+                    self.pos += 1;
+                    return Some(text);
+                }
+                b'\\' | 0..0x20 => return None,
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Value<'a>) -> Option<Value<'a>> {
+        self.bytes[self.pos..].starts_with(word).then(|| {
+            self.pos += word.len();
+            value
+        })
+    }
+
+    fn value(&mut self) -> Option<Value<'a>> {
+        match self.peek()? {
+            b'"' => {
+                self.pos += 1;
+                self.string().map(Value::Str)
+            }
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            // Objects and arrays go to serde_json.
+            _ => None,
+        }
+    }
+
+    /// A number by JSON's grammar. Integers of up to 18 digits are read here; fractions and
+    /// exponents are read by serde_json itself, so that every float is the one it would make.
+    fn number(&mut self) -> Option<Value<'a>> {
+        let start = self.pos;
+        let negative = self.eat(b'-').is_some();
+        let digits_start = self.pos;
+        match self.peek()? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => {
+                self.skip_digits();
+            }
+            _ => return None,
+        }
+        let digits_end = self.pos;
+        let mut float = false;
+        if self.eat(b'.').is_some() {
+            if self.skip_digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.skip_digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if float {
+            return serde_json::from_str::<f64>(self.text.get(start..self.pos)?).ok().map(Value::Float);
+        }
+        let digits = &self.bytes[digits_start..digits_end];
+        if digits.len() > 18 {
+            return None;
+        }
+        let magnitude = digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        Some(match (negative, magnitude) {
+            // serde_json reads -0 as a float.
+            (true, 0) => Value::Float(-0.0),
+            (true, n) => Value::Int(-n),
+            (false, n) => Value::Int(n),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(text: &str) -> Option<Value<'_>> {
+        let mut reader = Reader { text, bytes: text.as_bytes(), pos: 0 };
+        let value = reader.value()?;
+        (reader.pos == text.len()).then_some(value)
+    }
+
+    /// What serde_json makes of a scalar, in the same terms.
+    fn serde_scalar(text: &str) -> Option<Value<'_>> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Value::Int(i),
+                (None, Some(f)) => Value::Float(f),
+                (None, None) => return None,
+            },
+            serde_json::Value::String(_) => Value::Str(text.get(1..text.len() - 1)?),
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn scalars_read_as_serde_json_reads_them_or_not_at_all() {
+        let cases = [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1.5",
+            "-0.0",
+            "1e5",
+            "1E-5",
+            "2.5e+3",
+            "1e400",
+            "1e",
+            "+1",
+            "true",
+            "false",
+            "null",
+            "tru",
+            "nul",
+            "\"\"",
+            "\"abc\"",
+            "\"a\\\"b\"",
+            "\"tab\there\"",
+            "\"ü東\"",
+            "[1]",
+            "{}",
+        ];
+        for text in cases {
+            let ours = scalar(text);
+            if let Some(ours) = ours {
+                let theirs = serde_scalar(text);
+                match (ours, theirs) {
+                    (Value::Float(a), Some(Value::Float(b))) => {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{text}: the same float, sign included")
+                    }
+                    (ours, theirs) => assert_eq!(Some(ours), theirs, "{text}"),
+                }
+            }
+        }
+        assert_eq!(scalar("-0"), Some(Value::Float(-0.0)), "serde_json reads -0 as a float");
+        assert_eq!(scalar("1234567890123456789"), None, "long integers go to serde_json");
+        assert_eq!(scalar("\"a\\\"b\""), None, "escapes go to serde_json");
+        assert_eq!(scalar("\"tab\there\""), None, "control characters go to serde_json, which refuses them");
+        for refused in ["01", "-", "1.", ".5", "1e", "+1", "tru", "[1]", "{}"] {
+            assert!(scalar(refused).is_none(), "{refused} is not read here");
+        }
+    }
+}
