@@ -5,7 +5,9 @@
 //! start and gives the exact error; so this path accepts only what serde_json accepts, and
 //! reads it to the same values.
 
-use super::parse::{dimension_bool, dimension_number, dimension_str, metric_str, set_time, slot_at};
+use super::parse::{
+    cached_slot, dimension_bool, dimension_number, dimension_str, metric_str, set_time, slot_at,
+};
 use super::{Num, RollupIndex, Slot};
 
 /// Reads one event into the scratch row; false when serde_json must read it instead (the
@@ -33,12 +35,20 @@ fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
         let mut position = 0;
         loop {
             r.eat(b'"')?;
-            let key = r.string()?;
+            let slot = match cached_slot(index, position, &r.bytes[r.pos..]) {
+                Some((slot, taken)) => {
+                    r.pos += taken;
+                    slot
+                }
+                None => {
+                    let key = r.string()?;
+                    slot_at(index, position, key)
+                }
+            };
+            position += 1;
             r.skip_whitespace();
             r.eat(b':')?;
             r.skip_whitespace();
-            let slot = slot_at(index, position, key);
-            position += 1;
             let value = r.value()?;
             store(index, slot, value)?;
             r.skip_whitespace();
@@ -126,18 +136,14 @@ impl<'a> Reader<'a> {
     /// escape or a control character (which JSON does not allow unescaped).
     fn string(&mut self) -> Option<&'a str> {
         let start = self.pos;
-        loop {
-            match self.peek()? {
-                b'"' => {
-                    // Quotes are ASCII, so both ends are character boundaries.
-                    let text = self.text.get(start..self.pos)?;
-                    self.pos += 1;
-                    return Some(text);
-                }
-                b'\\' | 0..0x20 => return None,
-                _ => self.pos += 1,
-            }
+        let end = start + special_byte(&self.bytes[start..])?;
+        if self.bytes[end] != b'"' {
+            return None;
         }
+        // Quotes are ASCII, so both ends are character boundaries.
+        let text = self.text.get(start..end)?;
+        self.pos = end + 1;
+        Some(text)
     }
 
     fn literal(&mut self, word: &[u8], value: Value<'a>) -> Option<Value<'a>> {
@@ -210,6 +216,30 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The offset of the first quote, backslash or control character in `bytes`, looked for
+/// eight bytes at a time.
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    // The high bit of each byte of `x` that is zero. A borrow can also mark a byte above a
+    // zero byte, never one below it, so the lowest mark is always a true one.
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut words {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
+        let controls = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        let found =
+            zeros(word ^ (ONES * u64::from(b'"'))) | zeros(word ^ (ONES * u64::from(b'\\'))) | controls;
+        if found != 0 {
+            return Some(offset + found.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
+    }
+    let rest = words.remainder();
+    rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| offset + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +264,27 @@ mod tests {
             serde_json::Value::String(_) => Value::Str(text.get(1..text.len() - 1)?),
             _ => return None,
         })
+    }
+
+    #[test]
+    fn special_bytes_are_found_at_any_offset_and_only_there() {
+        let plain: Vec<u8> =
+            (0x20u8..0x7f).filter(|b| *b != b'"' && *b != b'\\').chain(0x80..=0xff).collect();
+        for len in 0..40 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for at in 0..len {
+                    let mut bytes: Vec<u8> = plain.iter().cycle().skip(len * 7).take(len).copied().collect();
+                    bytes[at] = special;
+                    // A second special byte later must not hide the first.
+                    if at + 1 < len {
+                        bytes[at + 1] = 0x00;
+                    }
+                    assert_eq!(special_byte(&bytes), Some(at), "{bytes:?}");
+                }
+            }
+            let bytes: Vec<u8> = plain.iter().cycle().skip(len).take(len).copied().collect();
+            assert_eq!(special_byte(&bytes), None, "{bytes:?}");
+        }
     }
 
     #[test]
