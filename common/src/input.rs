@@ -105,6 +105,24 @@ mod tests {
     }
 
     #[test]
+    fn lines_across_buffer_ends_and_longer_than_a_buffer_come_whole() {
+        let mut data = Vec::new();
+        let mut expected = Vec::new();
+        for n in 1..=3000u64 {
+            // Lengths that do not divide the buffer, and two lines longer than it.
+            let len = if n % 1000 == 0 { BUFFER_BYTES * 2 + 17 } else { (n as usize * 37) % 500 };
+            let line: String = (0..len).map(|i| char::from(b'a' + ((n as usize + i) % 26) as u8)).collect();
+            data.extend_from_slice(line.as_bytes());
+            data.push(b'\n');
+            expected.push((n, line));
+        }
+        assert_eq!(collect(data.clone()).unwrap(), expected);
+        assert_eq!(collect(gzip(&data)).unwrap(), expected);
+        data.pop();
+        assert_eq!(collect(data).unwrap(), expected, "the last line needs no newline");
+    }
+
+    #[test]
     fn truncated_gzip_is_an_error() {
         let data = gzip(&b"{\"event\": 1}\n".repeat(1000));
         let cut = data[..data.len() / 2].to_vec();
