@@ -412,7 +412,8 @@ impl RollupIndex {
         }
     }
 
-    /// Puts the rows a merge appended into the table.
+    /// Puts every row the table does not hold yet into it: the rows a merge appended, or all
+    /// of them after `widen` emptied it.
     fn index_appended_rows(&mut self) {
         let (width, times, keys) = (self.width, &self.times, &self.keys);
         if self.indexed_rows == times.len() {
