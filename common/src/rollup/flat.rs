@@ -5,26 +5,14 @@
 //! start and gives the exact error; so this path accepts only what serde_json accepts, and
 //! reads it to the same values.
 
-use super::parse::{
-    cached_slot, dimension_bool, dimension_number, dimension_str, metric_str, set_time, slot_at,
-};
-use super::{Num, RollupIndex, Slot};
+use super::RollupIndex;
+use super::parse::{Value, cached_slot, slot_at, store};
 
 /// Reads one event into the scratch row; false when serde_json must read it instead (the
 /// scratch row is then partly written and must be cleared).
 pub(super) fn parse_flat(index: &mut RollupIndex, text: &str) -> bool {
     let mut reader = Reader { text, bytes: text.as_bytes(), pos: 0 };
     read_object(index, &mut reader).is_some()
-}
-
-/// A JSON scalar as it appeared: numbers already as serde_json would hand them over.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Value<'a> {
-    Str(&'a str),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Null,
 }
 
 fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
@@ -50,7 +38,8 @@ fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
             r.eat(b':')?;
             r.skip_whitespace();
             let value = r.value()?;
-            store(index, slot, value)?;
+            // A refused value goes to serde_json too, which refuses it the same way.
+            store(index, slot, value).ok()?;
             r.skip_whitespace();
             if r.eat(b',').is_some() {
                 r.skip_whitespace();
@@ -62,45 +51,6 @@ fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
     }
     r.skip_whitespace();
     (r.pos == r.bytes.len()).then_some(())
-}
-
-/// Puts a value where its field's slot says, as the serde visitors would; `None` where they
-/// would refuse it, so that they say why.
-fn store(index: &mut RollupIndex, slot: Slot, value: Value<'_>) -> Option<()> {
-    match slot {
-        Slot::Timestamp => {
-            let format = &index.schema.spec.timestamp.format;
-            let parsed = match value {
-                Value::Str(v) => format.parse_str(v),
-                Value::Int(v) => format.parse_i64(v),
-                Value::Float(v) => format.parse_f64(v),
-                Value::Null => return Some(()),
-                Value::Bool(_) => return None,
-            };
-            set_time(&mut index.scratch, parsed.ok()?);
-        }
-        Slot::Dimension(d) => {
-            let values = &mut index.dims[d].values;
-            index.scratch.key[d] = match value {
-                Value::Str(v) => dimension_str(values, v).ok()?,
-                Value::Int(v) => dimension_number(values, &mut index.scratch.number, v as f64, Some(v)),
-                Value::Float(v) => dimension_number(values, &mut index.scratch.number, v, None),
-                Value::Bool(v) => dimension_bool(values, v).ok()?,
-                Value::Null => 0,
-            };
-        }
-        Slot::MetricInput(i) => {
-            index.scratch.inputs[i] = match value {
-                Value::Int(v) => Some(Num::Long(v)),
-                Value::Float(v) => Some(Num::Double(v)),
-                Value::Str(v) => Some(metric_str(v).ok()?),
-                Value::Null => None,
-                Value::Bool(_) => return None,
-            };
-        }
-        Slot::Ignore => {}
-    }
-    Some(())
 }
 
 struct Reader<'a> {

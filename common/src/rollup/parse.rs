@@ -42,7 +42,7 @@ pub(super) struct Scratch {
     pub(super) time: Millis,
     has_time: bool,
     error: Option<EventError>,
-    pub(super) number: Vec<u8>,
+    number: Vec<u8>,
     /// The slot of the key last seen at each position: events of one source repeat their
     /// key order, so most keys resolve with one short comparison instead of a hash lookup.
     key_cache: Vec<CachedKey>,
@@ -158,12 +158,6 @@ pub(super) fn cached_slot(index: &RollupIndex, position: usize, rest: &[u8]) -> 
     found.then_some((cached.slot, name.len() + 1))
 }
 
-/// Marks the event's time as read.
-pub(super) fn set_time(scratch: &mut Scratch, time: Millis) {
-    scratch.time = time;
-    scratch.has_time = true;
-}
-
 struct EventVisitor<'i> {
     index: &'i mut RollupIndex,
 }
@@ -178,34 +172,17 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let index = self.index;
         while let Some(slot) = map.next_key_seed(KeySeed { index })? {
-            match slot {
-                Slot::Timestamp => {
-                    let format = &index.schema.spec.timestamp.format;
-                    let seed = TimestampSeed { format, scratch: &mut index.scratch };
-                    map.next_value_seed(seed)?;
-                }
-                Slot::Dimension(d) => {
-                    let dim = &mut index.dims[d];
-                    let seed = DimensionSeed {
-                        dim,
-                        id: &mut index.scratch.key[d],
-                        number: &mut index.scratch.number,
-                        error: &mut index.scratch.error,
-                    };
-                    map.next_value_seed(seed)?;
-                }
-                Slot::MetricInput(i) => {
-                    let seed = NumberSeed {
-                        field: &index.schema.metric_inputs[i],
-                        out: &mut index.scratch.inputs[i],
-                        error: &mut index.scratch.error,
-                    };
-                    map.next_value_seed(seed)?;
-                }
-                Slot::Ignore => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            if slot == Slot::Ignore {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
+            map.next_value_seed(ValueSeed(|value: Value<'_>| match store(index, slot, value) {
+                Ok(()) => true,
+                Err(error) => {
+                    index.scratch.error = Some(error);
+                    false
+                }
+            }))?;
         }
         Ok(())
     }
@@ -256,29 +233,82 @@ fn resolve_key(index: &mut RollupIndex, key: &str) -> Slot {
     slot
 }
 
-struct TimestampSeed<'a> {
-    format: &'a TimestampFormat,
-    scratch: &'a mut Scratch,
+/// An event field's value as JSON has it, numbers as serde_json hands them over: what both
+/// the byte scanner and the serde visitor pass to [`store`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Value<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Array,
+    Object,
 }
 
-impl TimestampSeed<'_> {
-    fn set<E: de::Error>(self, parsed: Result<Millis, crate::time::TimeError>) -> Result<(), E> {
-        match parsed {
-            Ok(t) => {
-                set_time(self.scratch, t);
-                Ok(())
-            }
-            Err(e) => fail(&mut self.scratch.error, EventError::Timestamp(e.to_string())),
+/// Puts one field's value where its slot says, or says why it cannot go there.
+pub(super) fn store(index: &mut RollupIndex, slot: Slot, value: Value<'_>) -> Result<(), EventError> {
+    match slot {
+        Slot::Timestamp => store_time(&index.schema.spec.timestamp.format, &mut index.scratch, value),
+        Slot::Dimension(d) => {
+            let dim = &mut index.dims[d];
+            let values = &mut dim.values;
+            let id = match value {
+                Value::Str(v) => dimension_str(values, v),
+                Value::Int(v) => Ok(dimension_number(values, &mut index.scratch.number, v as f64, Some(v))),
+                Value::Float(v) => Ok(dimension_number(values, &mut index.scratch.number, v, None)),
+                Value::Bool(v) => dimension_bool(values, v),
+                Value::Null => Ok(0),
+                Value::Array => Err("an array: multi-value dimensions are not supported".to_string()),
+                Value::Object => Err("an object: nested values are not supported as dimensions".to_string()),
+            };
+            let id = id.map_err(|message| EventError::Field { field: dim.name.to_string(), message })?;
+            index.scratch.key[d] = id;
+            Ok(())
         }
+        Slot::MetricInput(i) => {
+            let input = match value {
+                Value::Int(v) => Ok(Some(Num::Long(v))),
+                Value::Float(v) => Ok(Some(Num::Double(v))),
+                Value::Str(v) => metric_str(v).map(Some),
+                Value::Null => Ok(None),
+                Value::Bool(v) => Err(format!("value {v} is not a number")),
+                Value::Array => Err("an array is not a number".to_string()),
+                Value::Object => Err("an object is not a number".to_string()),
+            };
+            let field = &index.schema.metric_inputs[i];
+            index.scratch.inputs[i] =
+                input.map_err(|message| EventError::Field { field: field.clone(), message })?;
+            Ok(())
+        }
+        Slot::Ignore => Ok(()),
     }
 }
 
-fn fail<E: de::Error>(slot: &mut Option<EventError>, error: EventError) -> Result<(), E> {
-    *slot = Some(error);
-    Err(E::custom("rejected"))
+/// Reads the event time from the timestamp field's value (null leaves it unset).
+fn store_time(format: &TimestampFormat, scratch: &mut Scratch, value: Value<'_>) -> Result<(), EventError> {
+    let refuse = |what: String| {
+        Err(EventError::Timestamp(format!("timestamp {what} a time (format \"{}\")", format.name())))
+    };
+    let parsed = match value {
+        Value::Str(v) => format.parse_str(v),
+        Value::Int(v) => format.parse_i64(v),
+        Value::Float(v) => format.parse_f64(v),
+        Value::Null => return Ok(()),
+        Value::Bool(v) => return refuse(format!("{v} is not")),
+        Value::Array => return refuse("is an array, not".into()),
+        Value::Object => return refuse("is an object, not".into()),
+    };
+    scratch.time = parsed.map_err(|e| EventError::Timestamp(e.to_string()))?;
+    scratch.has_time = true;
+    Ok(())
 }
 
-impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
+/// Hands a field's value, as serde_json reads it, to `put`; `put` says whether it was taken
+/// (having noted why not when it was not). Arrays and objects are not read into.
+struct ValueSeed<F>(F);
+
+impl<'de, F: for<'a> FnOnce(Value<'a>) -> bool> DeserializeSeed<'de> for ValueSeed<F> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -286,92 +316,58 @@ impl<'de> DeserializeSeed<'de> for TimestampSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for TimestampSeed<'_> {
+impl<F: for<'a> FnOnce(Value<'a>) -> bool> ValueSeed<F> {
+    fn put<E: de::Error>(self, value: Value<'_>) -> Result<(), E> {
+        if (self.0)(value) { Ok(()) } else { Err(E::custom("rejected")) }
+    }
+}
+
+impl<'de, F: for<'a> FnOnce(Value<'a>) -> bool> Visitor<'de> for ValueSeed<F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a timestamp")
+        f.write_str("a field value")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let parsed = self.format.parse_str(v);
-        self.set(parsed)
+        self.put(Value::Str(v))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        let parsed = self.format.parse_i64(v);
-        self.set(parsed)
+        self.put(Value::Int(v))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
-            Err(_) => self.visit_f64(v as f64),
+            Ok(v) => self.put(Value::Int(v)),
+            Err(_) => self.put(Value::Float(v as f64)),
         }
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        let parsed = self.format.parse_f64(v);
-        self.set(parsed)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
+        self.put(Value::Float(v))
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        let message = format!("timestamp {v} is not a time (format \"{}\")", self.format.name());
-        fail(&mut self.scratch.error, EventError::Timestamp(message))
+        self.put(Value::Bool(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.put(Value::Null)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        let message = format!("timestamp is an array, not a time (format \"{}\")", self.format.name());
-        fail(&mut self.scratch.error, EventError::Timestamp(message))
+        self.put(Value::Array)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        let message = format!("timestamp is an object, not a time (format \"{}\")", self.format.name());
-        fail(&mut self.scratch.error, EventError::Timestamp(message))
-    }
-}
-
-struct DimensionSeed<'a> {
-    dim: &'a mut Dimension,
-    id: &'a mut u32,
-    number: &'a mut Vec<u8>,
-    error: &'a mut Option<EventError>,
-}
-
-impl DimensionSeed<'_> {
-    fn refuse<E: de::Error>(self, message: String) -> Result<(), E> {
-        let field = self.dim.name.to_string();
-        fail(self.error, EventError::Field { field, message })
-    }
-
-    fn number<E: de::Error>(self, as_f64: f64, as_i64: Option<i64>) -> Result<(), E> {
-        *self.id = dimension_number(&mut self.dim.values, self.number, as_f64, as_i64);
-        Ok(())
-    }
-
-    fn take<E: de::Error>(self, id: Result<u32, String>) -> Result<(), E> {
-        match id {
-            Ok(id) => {
-                *self.id = id;
-                Ok(())
-            }
-            Err(message) => self.refuse(message),
-        }
+        self.put(Value::Object)
     }
 }
 
 /// A JSON number as a dimension value: typed dimensions take it as it is, string dimensions
 /// take its text.
-pub(super) fn dimension_number(
-    values: &mut Dictionary,
-    text: &mut Vec<u8>,
-    as_f64: f64,
-    as_i64: Option<i64>,
-) -> u32 {
+fn dimension_number(values: &mut Dictionary, text: &mut Vec<u8>, as_f64: f64, as_i64: Option<i64>) -> u32 {
     match values.kind() {
         DimensionType::String => {
             text.clear();
@@ -389,7 +385,7 @@ pub(super) fn dimension_number(
 
 /// A JSON string as a dimension value: typed dimensions parse it (Druid reads numeric
 /// strings as numbers), or say why they cannot.
-pub(super) fn dimension_str(values: &mut Dictionary, v: &str) -> Result<u32, String> {
+fn dimension_str(values: &mut Dictionary, v: &str) -> Result<u32, String> {
     let parsed = match values.kind() {
         DimensionType::String => return Ok(values.intern_str(v)),
         DimensionType::Long => v.trim().parse::<i64>().ok().map(|n| values.intern_i64(n)).or_else(|| {
@@ -406,7 +402,7 @@ pub(super) fn dimension_str(values: &mut Dictionary, v: &str) -> Result<u32, Str
 }
 
 /// A JSON boolean as a dimension value: its text for string dimensions, refused by typed ones.
-pub(super) fn dimension_bool(values: &mut Dictionary, v: bool) -> Result<u32, String> {
+fn dimension_bool(values: &mut Dictionary, v: bool) -> Result<u32, String> {
     match values.kind() {
         DimensionType::String => Ok(values.intern_str(if v { "true" } else { "false" })),
         kind => Err(format!("value {v} is not a {}", type_name(kind))),
@@ -414,7 +410,7 @@ pub(super) fn dimension_bool(values: &mut Dictionary, v: bool) -> Result<u32, St
 }
 
 /// A JSON string as a metric input: Druid reads numeric strings as numbers.
-pub(super) fn metric_str(v: &str) -> Result<Num, String> {
+fn metric_str(v: &str) -> Result<Num, String> {
     let trimmed = v.trim();
     if let Ok(n) = trimmed.parse::<i64>() {
         return Ok(Num::Long(n));
@@ -425,140 +421,12 @@ pub(super) fn metric_str(v: &str) -> Result<Num, String> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for DimensionSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DimensionSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a dimension value")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let id = dimension_str(&mut self.dim.values, v);
-        self.take(id)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        let id = dimension_bool(&mut self.dim.values, v);
-        self.take(id)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.number(v as f64, Some(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
-            Err(_) => self.visit_f64(v as f64),
-        }
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.number(v, None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        *self.id = 0;
-        Ok(())
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        self.refuse("an array: multi-value dimensions are not supported".into())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        self.refuse("an object: nested values are not supported as dimensions".into())
-    }
-}
-
 fn type_name(kind: DimensionType) -> &'static str {
     match kind {
         DimensionType::String => "string",
         DimensionType::Long => "long",
         DimensionType::Float => "float",
         DimensionType::Double => "double",
-    }
-}
-
-struct NumberSeed<'a> {
-    field: &'a str,
-    out: &'a mut Option<Num>,
-    error: &'a mut Option<EventError>,
-}
-
-impl NumberSeed<'_> {
-    fn refuse<E: de::Error>(self, message: String) -> Result<(), E> {
-        let field = self.field.to_string();
-        fail(self.error, EventError::Field { field, message })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for NumberSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NumberSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number")
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        *self.out = Some(Num::Long(v));
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        *self.out = Some(match i64::try_from(v) {
-            Ok(v) => Num::Long(v),
-            Err(_) => Num::Double(v as f64),
-        });
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        *self.out = Some(Num::Double(v));
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        match metric_str(v) {
-            Ok(n) => {
-                *self.out = Some(n);
-                Ok(())
-            }
-            Err(message) => self.refuse(message),
-        }
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        *self.out = None;
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.refuse(format!("value {v} is not a number"))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        self.refuse("an array is not a number".into())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        self.refuse("an object is not a number".into())
     }
 }
 
@@ -597,7 +465,16 @@ impl<'de> Visitor<'de> for TimeOnlyVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == self.spec.column {
-                map.next_value_seed(TimestampSeed { format: &self.spec.format, scratch: self.scratch })?;
+                let scratch = &mut *self.scratch;
+                map.next_value_seed(ValueSeed(|value: Value<'_>| {
+                    match store_time(&self.spec.format, scratch, value) {
+                        Ok(()) => true,
+                        Err(error) => {
+                            scratch.error = Some(error);
+                            false
+                        }
+                    }
+                }))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
