@@ -3,14 +3,15 @@
 //! turned into sorted Arrow record batches, one set per segment interval.
 //!
 //! Each dimension has a dictionary from value to a dense `u32` id (0 is null), so a row key is
-//! a fixed-width slice of ids in one flat vector and the fold is one hash probe per event,
-//! with no per-event allocation. Parsing feeds the dictionaries directly, so a string value is
+//! a few bytes of ids, each packed at the width its dimension needs, in one flat vector, and
+//! the fold is one hash probe per event, with no per-event allocation. Parsing feeds the dictionaries directly, so a string value is
 //! hashed once and copied only the first time it is seen: a byte scanner reads the usual flat
 //! event, and serde_json every other one (and says what is wrong with a bad one).
 
 mod arrow_out;
 mod dictionary;
 mod flat;
+mod keys;
 mod parse;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::time::{Granularity, Interval, Millis};
 pub use arrow_out::{Ranks, SegmentRows};
 pub use dictionary::StringDictionary;
 use dictionary::{Dictionary, spread};
+use keys::RowKeys;
 pub use parse::{EventError, event_time};
 
 /// What a field of an event feeds.
@@ -250,10 +252,8 @@ pub struct RollupIndex {
     schema: Arc<RollupSchema>,
     fields: hashbrown::HashMap<Box<str>, Slot, foldhash::fast::RandomState>,
     dims: Vec<Dimension>,
-    /// Row keys, `width` ids per row; `width` is the number of dimensions when the row was
-    /// written, widened in place when schemaless discovery adds one.
-    keys: Vec<u32>,
-    width: usize,
+    /// Each row's dimension ids, packed.
+    keys: RowKeys,
     times: Vec<Millis>,
     metrics: Vec<MetricColumn>,
     table: HashTable<RowSlot>,
@@ -263,6 +263,8 @@ pub struct RollupIndex {
     indexed_rows: usize,
     hasher: foldhash::fast::FixedState,
     scratch: parse::Scratch,
+    /// The scratch key, packed.
+    packed: Vec<u8>,
 }
 
 impl RollupIndex {
@@ -292,17 +294,17 @@ impl RollupIndex {
             .collect();
         let scratch = parse::Scratch::new(dims.len(), schema.metric_inputs.len());
         Self {
-            width: dims.len(),
             schema,
             fields,
             dims,
-            keys: Vec::new(),
+            keys: RowKeys::default(),
             times: Vec::new(),
             metrics,
             table: HashTable::new(),
             indexed_rows: 0,
             hasher: foldhash::fast::FixedState::with_seed(u64::from_be_bytes(*b"braid-01")),
             scratch,
+            packed: Vec::new(),
         }
     }
 
@@ -344,9 +346,6 @@ impl RollupIndex {
 
     /// Folds the event last returned by a successful [`RollupIndex::parse`].
     pub fn fold_parsed(&mut self) {
-        if self.scratch.key.len() > self.width {
-            self.widen(self.scratch.key.len());
-        }
         let time = self.schema.row_time(self.scratch.time);
         let (row, is_new) = self.row_for_scratch_key(time);
         for metric in &mut self.metrics {
@@ -361,20 +360,19 @@ impl RollupIndex {
     /// The row holding the scratch key at `time`, appended when there is none (always, without
     /// rollup); true when it is new. The key is hashed once and probed once.
     fn row_for_scratch_key(&mut self, time: Millis) -> (usize, bool) {
-        let width = self.width;
         if !self.schema.spec.granularity.rollup {
-            self.keys.extend_from_slice(&self.scratch.key);
-            self.times.push(time);
+            self.append_scratch_key(time);
             return (self.times.len() - 1, true);
         }
+        self.pack_scratch_key();
         self.index_appended_rows();
-        let (keys, times, key) = (&mut self.keys, &mut self.times, &self.scratch.key);
+        let (keys, times, key) = (&mut self.keys, &mut self.times, &self.packed);
         let hash = hash_key(&self.hasher, time, key);
         let entry = self.table.entry(
             spread(hash),
             |slot| {
                 let row = slot.row as usize;
-                slot.hash == hash && times[row] == time && keys[row * width..(row + 1) * width] == key[..]
+                slot.hash == hash && times[row] == time && keys.row(row) == key
             },
             |slot| spread(slot.hash),
         );
@@ -383,7 +381,7 @@ impl RollupIndex {
             hashbrown::hash_table::Entry::Vacant(slot) => {
                 let row = times.len();
                 slot.insert(RowSlot { row: row as u32, hash });
-                keys.extend_from_slice(key);
+                keys.push(key);
                 times.push(time);
                 self.indexed_rows = times.len();
                 (row, true)
@@ -391,37 +389,27 @@ impl RollupIndex {
         }
     }
 
-    /// Schemaless discovery added dimensions: give every existing row a null for them.
-    fn widen(&mut self, width: usize) {
-        let old = self.width;
-        let mut keys = Vec::with_capacity(self.times.len() * width);
-        for row in self.keys.chunks_exact(old.max(1)).take(self.times.len()) {
-            keys.extend_from_slice(&row[..old]);
-            keys.extend(std::iter::repeat_n(0, width - old));
+    /// Packs the scratch key into `packed`, first making the row keys fit it. Packing the rows
+    /// again (a wider id, a discovered dimension) changes their hashes, so the table is then
+    /// emptied, to be filled again before its next probe.
+    fn pack_scratch_key(&mut self) {
+        if self.keys.fit(&self.scratch.key) {
+            self.table.clear();
+            self.indexed_rows = 0;
         }
-        if old == 0 {
-            keys = vec![0; self.times.len() * width];
-        }
-        self.keys = keys;
-        self.width = width;
-        // Trailing nulls change the hash input, so every row is re-hashed.
-        self.table.clear();
-        self.indexed_rows = 0;
-        if self.schema.spec.granularity.rollup {
-            self.index_appended_rows();
-        }
+        self.keys.pack(&self.scratch.key, &mut self.packed);
     }
 
     /// Puts every row the table does not hold yet into it: the rows a merge appended, or all
-    /// of them after `widen` emptied it.
+    /// of them after the rows were packed again.
     fn index_appended_rows(&mut self) {
-        let (width, times, keys) = (self.width, &self.times, &self.keys);
+        let (times, keys) = (&self.times, &self.keys);
         if self.indexed_rows == times.len() {
             return;
         }
         self.table.reserve(times.len() - self.indexed_rows, |slot| spread(slot.hash));
-        for row in self.indexed_rows..times.len() {
-            let hash = hash_key(&self.hasher, times[row], &keys[row * width..(row + 1) * width]);
+        for (row, &time) in times.iter().enumerate().skip(self.indexed_rows) {
+            let hash = hash_key(&self.hasher, time, keys.row(row));
             self.table
                 .insert_unique(spread(hash), RowSlot { row: row as u32, hash }, |slot| spread(slot.hash));
         }
@@ -449,9 +437,6 @@ impl RollupIndex {
             id_maps.push(self.dims[ours].values.absorb(&dim.values));
             dim_map.push(ours);
         }
-        if self.dims.len() > self.width {
-            self.widen(self.dims.len());
-        }
         self.scratch.resize(self.dims.len());
         self.reserve(other.rows());
         // Rows of hours this index has no row in cannot share a key with one of ours: they are
@@ -459,9 +444,10 @@ impl RollupIndex {
         let our_hours = hours_of(&self.times);
         let mut last_hour = None;
         let mut hour_is_ours = false;
+        let mut theirs = vec![0; other.dims.len()];
         for row in 0..other.times.len() {
             self.scratch.key.iter_mut().for_each(|id| *id = 0);
-            let theirs = &other.keys[row * other.width..(row + 1) * other.width];
+            other.keys.unpack(row, &mut theirs);
             for (d, &id) in theirs.iter().enumerate() {
                 self.scratch.key[dim_map[d]] = id_maps[d][id as usize];
             }
@@ -486,7 +472,8 @@ impl RollupIndex {
     /// Appends the scratch key at `time` as a new row, known to be in no other row; it joins
     /// the table before the next probe.
     fn append_scratch_key(&mut self, time: Millis) {
-        self.keys.extend_from_slice(&self.scratch.key);
+        self.pack_scratch_key();
+        self.keys.push(&self.packed);
         self.times.push(time);
     }
 
@@ -499,7 +486,7 @@ impl RollupIndex {
     /// Makes room in the row columns for `rows` more rows at once, so that a merge copies each
     /// column once rather than at every doubling. (The table grows as rows join it.)
     fn reserve(&mut self, rows: usize) {
-        self.keys.reserve(rows * self.width);
+        self.keys.reserve(rows);
         self.times.reserve(rows);
         for metric in &mut self.metrics {
             match metric {
@@ -536,12 +523,13 @@ fn hours_of(times: &[Millis]) -> Vec<Millis> {
     hours
 }
 
-/// 32 bits of the hash of a row key: what a [`RowSlot`] keeps.
-fn hash_key(hasher: &foldhash::fast::FixedState, time: Millis, key: &[u32]) -> u32 {
-    use std::hash::{BuildHasher, Hash, Hasher};
+/// 32 bits of the hash of a packed row key: what a [`RowSlot`] keeps. (Every key of a table
+/// has the same length, so the length is left out.)
+fn hash_key(hasher: &foldhash::fast::FixedState, time: Millis, key: &[u8]) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
     let mut h = hasher.build_hasher();
-    time.hash(&mut h);
-    key.hash(&mut h);
+    h.write_i64(time);
+    h.write(key);
     (h.finish() >> 32) as u32
 }
 

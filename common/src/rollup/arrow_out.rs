@@ -63,10 +63,7 @@ pub(super) fn segments(index: &RollupIndex, ranks: &Ranks) -> BTreeMap<Interval,
     }
     flush(run, &mut groups);
     let order = index.column_order();
-    let width = index.width;
-    let key_rank = |row: u32, d: usize| -> u32 {
-        if d >= width { 0 } else { ranks.0[d][index.keys[row as usize * width + d] as usize] }
-    };
+    let key_rank = |row: u32, d: usize| -> u32 { ranks.0[d][index.keys.id(row as usize, d) as usize] };
     groups.par_iter_mut().for_each(|(_, group)| {
         group.rows.par_sort_unstable_by(|&a, &b| {
             index.times[a as usize].cmp(&index.times[b as usize]).then_with(|| {
@@ -116,8 +113,7 @@ impl RollupIndex {
     }
 
     fn build_batch(&self, rows: &[u32], strings: Strings<'_>) -> (RecordBatch, Vec<DimensionSpec>) {
-        let width = self.width;
-        let id_of = |row: u32, d: usize| if d >= width { 0 } else { self.keys[row as usize * width + d] };
+        let id_of = |row: u32, d: usize| self.keys.id(row as usize, d);
         let mut fields = vec![Field::new(
             TIME_COLUMN,
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),

@@ -404,10 +404,19 @@ fn rows_as_reference(index: &RollupIndex) -> Reference {
     out
 }
 
+/// Dimension values: a few, or hundreds (so that ids outgrow a byte while rows are added).
+static VALUES_WIDE: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut values = vec!["x", "y", "zz", "", "ü"];
+    values.extend((0..600).map(|n| &*Box::leak(format!("v{n}").into_boxed_str())));
+    values
+});
+
 fn arb_events() -> impl Strategy<Value = Vec<TestEvent>> {
-    let value = prop::option::of(prop::sample::select(vec!["x", "y", "zz", "", "ü"]));
+    let few = prop::sample::select(VALUES_WIDE[..5].to_vec());
+    let many = prop::sample::select(VALUES_WIDE.clone());
+    let value = prop::option::weighted(0.9, prop_oneof![1 => few, 2 => many]);
     let time = 1_577_836_800_000i64..1_577_836_800_000 + 3 * 86_400_000;
-    prop::collection::vec((time, value.clone(), value, prop::option::of(-1000i64..1000)), 0..300)
+    prop::collection::vec((time, value.clone(), value, prop::option::of(-1000i64..1000)), 0..1500)
 }
 
 proptest! {
@@ -415,7 +424,7 @@ proptest! {
 
     /// The index agrees with the reference, in any order, and merging split work agrees too.
     #[test]
-    fn rollup_matches_the_reference_in_any_order(events in arb_events(), split in 0usize..300, seed in any::<u64>()) {
+    fn rollup_matches_the_reference_in_any_order(events in arb_events(), split in 0usize..1500, seed in any::<u64>()) {
         let spec = spec(|_| {});
         let expected = reference(&events);
 
