@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use common::archive::{GzipLines, RejectedLine};
+use common::archive::{GzipCompressor, GzipLines, RejectedLine};
 use common::time::{Granularity, Millis};
 use flate2::Compression;
 
@@ -38,11 +38,24 @@ struct OpenPart {
 }
 
 /// Messages gathered since the last checkpoint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamArchive {
     open: BTreeMap<(i32, Millis), OpenPart>,
+    /// Level 1: the stream compresses every event as it arrives, on the ingest path.
+    compressor: GzipCompressor,
     rejects: Vec<RejectedLine>,
     raw_bytes: u64,
+}
+
+impl Default for StreamArchive {
+    fn default() -> Self {
+        Self {
+            open: BTreeMap::new(),
+            compressor: GzipCompressor::new(Compression::fast()),
+            rejects: Vec::new(),
+            raw_bytes: 0,
+        }
+    }
 }
 
 impl StreamArchive {
@@ -51,13 +64,12 @@ impl StreamArchive {
     pub fn add(&mut self, partition: i32, offset: i64, event_time: Millis, payload: &[u8]) {
         let hour_start = Granularity::Hour.truncate(event_time);
         let part = self.open.entry((partition, hour_start)).or_insert_with(|| OpenPart {
-            // Level 1: the stream compresses every event as it arrives, on the ingest path.
-            lines_gzip: GzipLines::new(Compression::fast()),
+            lines_gzip: GzipLines::new(),
             first_offset: offset,
             last_offset: offset,
             lines: 0,
         });
-        part.lines_gzip.push_flattened(payload);
+        part.lines_gzip.push_flattened(payload, &mut self.compressor);
         part.first_offset = part.first_offset.min(offset);
         part.last_offset = part.last_offset.max(offset);
         part.lines += 1;
@@ -86,7 +98,8 @@ impl StreamArchive {
     }
 
     /// Finishes every part, in (partition, hour) order, and hands over the rejects.
-    pub fn finish(self) -> (Vec<StreamPart>, Vec<RejectedLine>) {
+    pub fn finish(mut self) -> (Vec<StreamPart>, Vec<RejectedLine>) {
+        let compressor = &mut self.compressor;
         let parts = self
             .open
             .into_iter()
@@ -96,7 +109,7 @@ impl StreamArchive {
                 first_offset: part.first_offset,
                 end_offset: part.last_offset + 1,
                 lines: part.lines,
-                gzip: part.lines_gzip.finish(),
+                gzip: part.lines_gzip.finish(compressor),
             })
             .collect();
         (parts, self.rejects)
