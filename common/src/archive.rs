@@ -84,10 +84,8 @@ impl GzipLines {
         self.make_room(message.len() + 1, compressor);
         let start = self.pending.len();
         self.pending.extend_from_slice(message);
-        for byte in &mut self.pending[start..] {
-            if *byte == b'\n' || *byte == b'\r' {
-                *byte = b' ';
-            }
+        for at in memchr::memchr2_iter(b'\n', b'\r', message) {
+            self.pending[start + at] = b' ';
         }
         self.pending.push(b'\n');
     }
