@@ -38,7 +38,10 @@
 #   over the growth of ingest_rows_in_memory between the first sample and the last one before a
 #   checkpoint could have started. That includes the raw archive buffer (every consumed message,
 #   gzip level 1, held until the checkpoint); its share is estimated by compressing the same
-#   lines the same way. The rows in memory and RSS at the end of each run are shown too.
+#   lines the same way. At the same sample, the daemon's own count of the bytes its rollup rows
+#   take (ingest_bytes_in_memory: columns, rollup table, dictionaries) and of the archive buffer
+#   (ingest_archive_buffer_bytes), per row. The rows in memory and RSS at the end of each run are
+#   shown too.
 # - Freshness. On the last daemon of each of FRESHNESS_CONFIGS, caught up, FRESHNESS single
 #   events are produced one at a time (at most 20/s), stamped in a day no other event falls in;
 #   after each, a timeseries count over that day is polled back to back on one keep-alive

@@ -229,7 +229,11 @@ def ingest(args):
         seen = m.get("ingest_events_processed_total", 0) + m.get("ingest_events_unparseable_total", 0) \
             + m.get("ingest_events_thrown_away_total", 0)
         samples.append({"t": now - args.launched, "seen": seen, "cpu": cpu, "rss": mem["VmRSS"],
-                        "rows": m.get("ingest_rows_in_memory", 0), "checkpoints": m.get("ingest_checkpoints_total", 0)})
+                        "rows": m.get("ingest_rows_in_memory", 0), "checkpoints": m.get("ingest_checkpoints_total", 0),
+                        # The daemon's own count of what the rows and the archive buffer take
+                        # (absent, so 0, from builds before these gauges).
+                        "index_bytes": m.get("ingest_bytes_in_memory", 0),
+                        "archive_bytes": m.get("ingest_archive_buffer_bytes", 0)})
         if first_event_at is None and seen > 0:
             first_event_at = now - args.launched
         if seen >= expect:
@@ -260,7 +264,9 @@ def ingest(args):
         slope = least_squares([(s["rows"], s["rss"]) for s in pre if s["rows"] >= 0.1 * b["rows"]])
         memory = {"rows": b["rows"], "events": b["seen"], "rss": b["rss"], "rss_first": a["rss"],
                   "rows_first": a["rows"], "bytes_per_row": (b["rss"] - a["rss"]) / (b["rows"] - a["rows"]),
-                  "slope_bytes_per_row": slope, "samples": len(pre)}
+                  "slope_bytes_per_row": slope, "samples": len(pre),
+                  "index_bytes_per_row": b["index_bytes"] / b["rows"] if b["index_bytes"] else None,
+                  "archive_bytes_per_row": b["archive_bytes"] / b["rows"] if b["archive_bytes"] else None}
     result = {
         "expect": expect,
         "seen": end["seen"],
@@ -419,6 +425,13 @@ def report(args):
                   f"slope {statistics.median(slopes) if slopes else float('nan'):,.0f} B/row)   target < 200")
             print(f"  {'  of which raw archive buffer (est.)':<38}{archive * m('events') / m('rows'):>14,.0f} B/row "
                   f"(gzip level 1 of the same lines)")
+            counted = [x for x in mems if x.get("index_bytes_per_row")]
+            if counted:
+                c = lambda key: statistics.median(x[key] for x in counted)  # noqa: E731
+                print(f"  {'the daemon counts: rollup rows':<38}{c('index_bytes_per_row'):>14,.0f} B/row "
+                      f"(ingest_bytes_in_memory: columns, table, dictionaries)   target < 200")
+                print(f"  {'  and the raw archive buffer':<38}{c('archive_bytes_per_row'):>14,.0f} B/row "
+                      f"(ingest_archive_buffer_bytes)")
     for spec in args.freshness or []:
         name, _, path = spec.partition("=")
         if not os.path.exists(path):

@@ -207,6 +207,16 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
     assert!(metrics.contains("ingest_events_processed_total{dataSource=\"wiki\"} 2500\n"), "{metrics}");
     assert!(metrics.contains("ingest_events_unparseable_total{dataSource=\"wiki\"} 2\n"), "{metrics}");
     assert!(metrics.contains("ingest_rows_in_memory{dataSource=\"wiki\"} "), "{metrics}");
+    // Rows and raw events since the last checkpoint (none yet) take memory, and say how much.
+    let gauge = |name: &str| -> u64 {
+        let prefix = format!("{name}{{dataSource=\"wiki\"}} ");
+        let line = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {name}"));
+        line[prefix.len()..].parse().unwrap()
+    };
+    let rows = gauge("ingest_rows_in_memory");
+    assert!(rows > 0);
+    assert!(gauge("ingest_bytes_in_memory") > rows * 20, "{metrics}");
+    assert!(gauge("ingest_archive_buffer_bytes") > 2_500 * 10, "{metrics}");
     // Lag comes from librdkafka's statistics, every two seconds.
     let started = Instant::now();
     let lag = "ingest_kafka_partition_lag{dataSource=\"wiki\",partition=\"1\"} 0\n";

@@ -102,6 +102,11 @@ impl GzipLines {
         }
     }
 
+    /// Bytes the compressed members and the pending lines take in memory.
+    pub fn allocated_bytes(&self) -> usize {
+        self.gzip.capacity() + self.pending.capacity()
+    }
+
     /// The gzip file's bytes (one empty member when no line was added).
     pub fn finish(mut self, compressor: &mut GzipCompressor) -> Vec<u8> {
         if !self.pending.is_empty() || self.gzip.is_empty() {

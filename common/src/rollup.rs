@@ -128,6 +128,15 @@ impl MetricColumn {
         }
     }
 
+    /// Bytes the column takes in memory.
+    fn allocated_bytes(&self) -> usize {
+        match self {
+            Self::Count(values) => values.capacity() * size_of::<i64>(),
+            Self::Long { values, valid, .. } => values.capacity() * size_of::<i64>() + valid.capacity(),
+            Self::Double { values, valid, .. } => values.capacity() * size_of::<f64>() + valid.capacity(),
+        }
+    }
+
     /// Folds row `from` of another index's column (same metric) into row `row`, or appends it.
     fn merge(&mut self, row: Option<usize>, other: &MetricColumn, from: usize) {
         match (self, other) {
@@ -316,6 +325,16 @@ impl RollupIndex {
     /// Number of rollup rows.
     pub fn rows(&self) -> usize {
         self.times.len()
+    }
+
+    /// Bytes the rows take in memory, by what is allocated for them: the key, time and metric
+    /// columns, the rollup table and the dimension dictionaries.
+    pub fn allocated_bytes(&self) -> usize {
+        self.keys.allocated_bytes()
+            + self.times.capacity() * size_of::<Millis>()
+            + self.metrics.iter().map(MetricColumn::allocated_bytes).sum::<usize>()
+            + self.table.allocation_size()
+            + self.dims.iter().map(|d| d.values.allocated_bytes()).sum::<usize>()
     }
 
     /// Names of the dimensions, in column order (declared order, or sorted when discovered).

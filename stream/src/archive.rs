@@ -92,6 +92,20 @@ impl StreamArchive {
         self.raw_bytes
     }
 
+    /// Bytes the parts and the rejects take in memory.
+    pub fn allocated_bytes(&self) -> usize {
+        let rejects: usize = self
+            .rejects
+            .iter()
+            .map(|r| {
+                r.source.len()
+                    + r.error.len()
+                    + r.raw.as_ref().or(r.raw_base64.as_ref()).map_or(0, String::len)
+            })
+            .sum();
+        self.open.values().map(|part| part.lines_gzip.allocated_bytes()).sum::<usize>() + rejects
+    }
+
     /// Whether nothing was gathered.
     pub fn is_empty(&self) -> bool {
         self.open.is_empty() && self.rejects.is_empty()

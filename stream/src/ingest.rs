@@ -190,6 +190,11 @@ impl Ingest {
         self.archive.raw_bytes()
     }
 
+    /// Bytes the raw archive buffer takes in memory (compressed, as it is kept).
+    pub fn archive_allocated_bytes(&self) -> usize {
+        self.archive.allocated_bytes()
+    }
+
     /// Where each partition starts: the catalog's offset, if any.
     pub fn committed_offsets(&self) -> &BTreeMap<i32, Option<i64>> {
         &self.committed

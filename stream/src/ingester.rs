@@ -330,6 +330,7 @@ impl Worker {
             }
         }
         if messages.is_empty() {
+            self.update_memory_gauges(progress);
             return Ok(());
         }
         let (ingest, batch_owned) = (&mut progress.ingest, &progress.batch_owned);
@@ -354,8 +355,17 @@ impl Worker {
             }
             Ok(())
         });
-        self.metrics.rows_in_memory.store(self.live.rows() as u64, Ordering::Relaxed);
+        self.update_memory_gauges(progress);
         result
+    }
+
+    /// Rows in memory, and what they and the raw archive buffer take (also after a checkpoint
+    /// let go of its hand-off, when no message came).
+    fn update_memory_gauges(&self, progress: &Progress) {
+        self.metrics.rows_in_memory.store(self.live.rows() as u64, Ordering::Relaxed);
+        self.metrics.bytes_in_memory.store(self.live.allocated_bytes() as u64, Ordering::Relaxed);
+        let archive_bytes = progress.ingest.archive_allocated_bytes() as u64;
+        self.metrics.archive_buffer_bytes.store(archive_bytes, Ordering::Relaxed);
     }
 
     fn on_control(&self, control: Control, progress: &mut Progress) -> Result<Next, StreamError> {
@@ -481,6 +491,8 @@ impl Worker {
         progress.state = state;
         progress.last_checkpoint = Instant::now();
         self.metrics.rows_in_memory.store(0, Ordering::Relaxed);
+        self.metrics.bytes_in_memory.store(0, Ordering::Relaxed);
+        self.metrics.archive_buffer_bytes.store(0, Ordering::Relaxed);
         self.assign(progress)
     }
 

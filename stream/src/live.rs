@@ -125,6 +125,12 @@ impl LiveRows {
         let state = self.lock();
         state.open.rows() + state.handoffs.iter().map(|h| h.index.rows()).sum::<usize>()
     }
+
+    /// Bytes the rows in memory take, hand-offs included.
+    pub fn allocated_bytes(&self) -> usize {
+        let state = self.lock();
+        state.open.allocated_bytes() + state.handoffs.iter().map(|h| h.index.allocated_bytes()).sum::<usize>()
+    }
 }
 
 impl LiveSource for LiveRows {

@@ -18,6 +18,10 @@ pub struct IngestMetrics {
     pub thrown_away: AtomicU64,
     /// Rollup rows held in memory, handed-off ones included.
     pub rows_in_memory: AtomicU64,
+    /// Bytes those rows take: columns, rollup table, dictionaries.
+    pub bytes_in_memory: AtomicU64,
+    /// Bytes of the raw archive buffer gathered since the last checkpoint, compressed.
+    pub archive_buffer_bytes: AtomicU64,
     /// Checkpoints committed.
     pub checkpoints: AtomicU64,
     /// Checkpoints that failed (the stream resynchronised from the catalog).
@@ -97,6 +101,26 @@ pub fn render<'a>(sources: impl IntoIterator<Item = (&'a str, &'a IngestMetrics)
         let rows = IngestMetrics::get(&m.rows_in_memory);
         let _ = writeln!(out, "ingest_rows_in_memory{{dataSource=\"{}\"}} {rows}", escape(ds));
     }
+    header(
+        &mut out,
+        "ingest_bytes_in_memory",
+        "Bytes the rollup rows in memory take (columns, rollup table, dictionaries).",
+        "gauge",
+    );
+    for (ds, m) in &sources {
+        let bytes = IngestMetrics::get(&m.bytes_in_memory);
+        let _ = writeln!(out, "ingest_bytes_in_memory{{dataSource=\"{}\"}} {bytes}", escape(ds));
+    }
+    header(
+        &mut out,
+        "ingest_archive_buffer_bytes",
+        "Bytes of raw events gathered for the archive since the last checkpoint, compressed.",
+        "gauge",
+    );
+    for (ds, m) in &sources {
+        let bytes = IngestMetrics::get(&m.archive_buffer_bytes);
+        let _ = writeln!(out, "ingest_archive_buffer_bytes{{dataSource=\"{}\"}} {bytes}", escape(ds));
+    }
     header(&mut out, "ingest_kafka_partition_lag", "Messages behind the partition's newest offset.", "gauge");
     for (ds, m) in &sources {
         for (partition, lag) in m.lags() {
@@ -134,6 +158,8 @@ mod tests {
         let m = IngestMetrics::default();
         IngestMetrics::add(&m.processed, 7);
         IngestMetrics::add(&m.unparseable, 2);
+        m.bytes_in_memory.store(4096, Ordering::Relaxed);
+        m.archive_buffer_bytes.store(512, Ordering::Relaxed);
         m.set_lag(0, 5);
         m.set_lag(1, -3);
         let text = render([("wiki", &m)]);
@@ -143,5 +169,8 @@ mod tests {
         assert!(text.contains("ingest_kafka_partition_lag{dataSource=\"wiki\",partition=\"0\"} 5\n"));
         assert!(text.contains("ingest_kafka_partition_lag{dataSource=\"wiki\",partition=\"1\"} 0\n"));
         assert!(text.contains("ingest_kafka_lag{dataSource=\"wiki\"} 5\n"));
+        assert!(text.contains("# TYPE ingest_bytes_in_memory gauge\n"));
+        assert!(text.contains("ingest_bytes_in_memory{dataSource=\"wiki\"} 4096\n"));
+        assert!(text.contains("ingest_archive_buffer_bytes{dataSource=\"wiki\"} 512\n"));
     }
 }

@@ -53,14 +53,15 @@ pub struct StringDictionary {
     table: HashTable<StrSlot>,
     hasher: foldhash::fast::RandomState,
     values: Vec<Box<str>>,
-    bytes: usize,
+    /// Bytes of the values themselves.
+    value_bytes: usize,
 }
 
 impl std::fmt::Debug for StringDictionary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StringDictionary")
             .field("len", &self.values.len())
-            .field("bytes", &self.bytes)
+            .field("bytes", &self.bytes())
             .finish()
     }
 }
@@ -68,7 +69,7 @@ impl std::fmt::Debug for StringDictionary {
 impl StringDictionary {
     /// The id of a value, adding it if new.
     pub fn intern(&mut self, value: &str) -> u32 {
-        let Self { table, hasher, values, bytes } = self;
+        let Self { table, hasher, values, value_bytes } = self;
         let hash = (hasher.hash_one(value) >> 32) as u32;
         let head = head_of(value.as_bytes());
         let entry = table.entry(
@@ -80,7 +81,7 @@ impl StringDictionary {
             hashbrown::hash_table::Entry::Occupied(found) => found.get().id,
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 values.push(value.into());
-                *bytes += value.len() + std::mem::size_of::<Box<str>>() + std::mem::size_of::<StrSlot>();
+                *value_bytes += value.len();
                 let id = values.len() as u32;
                 vacant.insert(StrSlot { id, len: value.len() as u32, hash, head });
                 id
@@ -109,9 +110,9 @@ impl StringDictionary {
         self.values.is_empty()
     }
 
-    /// Bytes the values and their table slots take.
+    /// Bytes the values and their lookup table take in memory.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.table.allocation_size() + self.values.capacity() * size_of::<Box<str>>() + self.value_bytes
     }
 }
 
@@ -131,6 +132,16 @@ impl Dictionary {
             DimensionType::Long => Self::Longs { ids: Map::default(), values: Vec::new() },
             DimensionType::Float => Self::Floats { ids: Map::default(), values: Vec::new() },
             DimensionType::Double => Self::Doubles { ids: Map::default(), values: Vec::new() },
+        }
+    }
+
+    /// Bytes the values and their lookup table take in memory.
+    pub(super) fn allocated_bytes(&self) -> usize {
+        match self {
+            Self::Strings(strings) => strings.bytes(),
+            Self::Longs { ids, values } => ids.allocation_size() + values.capacity() * size_of::<i64>(),
+            Self::Floats { ids, values } => ids.allocation_size() + values.capacity() * size_of::<f32>(),
+            Self::Doubles { ids, values } => ids.allocation_size() + values.capacity() * size_of::<f64>(),
         }
     }
 

@@ -114,6 +114,11 @@ impl RowKeys {
         }
     }
 
+    /// Bytes the packed rows take in memory.
+    pub(super) fn allocated_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// Makes room for `rows` more rows.
     pub(super) fn reserve(&mut self, rows: usize) {
         self.bytes.reserve(rows * self.row_bytes);

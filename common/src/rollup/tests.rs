@@ -474,3 +474,20 @@ proptest! {
         prop_assert_eq!(&rows_as_reference(&left), &reference(&twice));
     }
 }
+
+#[test]
+fn allocated_bytes_count_the_columns_table_and_dictionaries() {
+    let mut index = index_of(&spec(|_| {}));
+    let empty = index.allocated_bytes();
+    let rows = 10_000;
+    for i in 0..rows {
+        let a = format!("value-{i:05}");
+        index.add(event_json(1_577_836_800_000, Some(&a), Some("b"), Some(i)).as_bytes()).unwrap();
+    }
+    assert_eq!(index.rows(), rows as usize);
+    // At least: a key of 3 bytes (a needs 2, b 1), a time, six metrics (count, then five with
+    // a validity flag), a table slot, and a's value with its place in the dictionary.
+    let least = rows as usize * (3 + 8 + 8 + 5 * 9 + 8 + (11 + 16));
+    let bytes = index.allocated_bytes() - empty;
+    assert!((least..4 * least).contains(&bytes), "{bytes} bytes for {rows} rows; at least {least}");
+}
