@@ -19,6 +19,8 @@ use crate::time::{Granularity, Millis};
 /// compressor holds, so a part costs only its pending text.
 pub struct GzipCompressor {
     compress: Compress,
+    /// Where a member is compressed before it is copied out at its exact size.
+    out: Vec<u8>,
 }
 
 impl std::fmt::Debug for GzipCompressor {
@@ -30,12 +32,15 @@ impl std::fmt::Debug for GzipCompressor {
 impl GzipCompressor {
     /// A compressor at `level`.
     pub fn new(level: Compression) -> Self {
-        Self { compress: Compress::new_gzip(level, 15) }
+        Self { compress: Compress::new_gzip(level, 15), out: Vec::new() }
     }
 
-    /// Appends `text` to `out` as one whole gzip member.
-    fn member(&mut self, text: &[u8], out: &mut Vec<u8>) {
+    /// `text` as one whole gzip member, allocated at its exact size: parts kept for a
+    /// checkpoint hold no spare room.
+    fn member(&mut self, text: &[u8]) -> Box<[u8]> {
         self.compress.reset();
+        let out = &mut self.out;
+        out.clear();
         out.reserve(text.len() / 2 + 64);
         let start = self.compress.total_in();
         loop {
@@ -43,7 +48,7 @@ impl GzipCompressor {
             // Compressing into a Vec's spare room cannot fail; a full Vec only makes it stop.
             let status = self.compress.compress_vec(&text[consumed..], out, FlushCompress::Finish);
             match status {
-                Ok(Status::StreamEnd) => return,
+                Ok(Status::StreamEnd) => return out.as_slice().into(),
                 Ok(_) => out.reserve(out.capacity().max(4096)),
                 Err(e) => unreachable!("gzip compression of bytes in memory failed: {e}"),
             }
@@ -57,7 +62,7 @@ impl GzipCompressor {
 /// of several members as one.
 #[derive(Debug, Default)]
 pub struct GzipLines {
-    gzip: Vec<u8>,
+    members: Vec<Box<[u8]>>,
     pending: Vec<u8>,
 }
 
@@ -94,7 +99,7 @@ impl GzipLines {
     /// [`GzipLines::MEMBER_BYTES`] (a longer line makes a member of its own).
     fn make_room(&mut self, bytes: usize, compressor: &mut GzipCompressor) {
         if !self.pending.is_empty() && self.pending.len() + bytes > Self::MEMBER_BYTES {
-            compressor.member(&self.pending, &mut self.gzip);
+            self.members.push(compressor.member(&self.pending));
             self.pending.clear();
         }
         if self.pending.capacity() == 0 {
@@ -104,15 +109,17 @@ impl GzipLines {
 
     /// Bytes the compressed members and the pending lines take in memory.
     pub fn allocated_bytes(&self) -> usize {
-        self.gzip.capacity() + self.pending.capacity()
+        self.members.iter().map(|m| m.len()).sum::<usize>()
+            + self.members.capacity() * size_of::<Box<[u8]>>()
+            + self.pending.capacity()
     }
 
     /// The gzip file's bytes (one empty member when no line was added).
     pub fn finish(mut self, compressor: &mut GzipCompressor) -> Vec<u8> {
-        if !self.pending.is_empty() || self.gzip.is_empty() {
-            compressor.member(&self.pending, &mut self.gzip);
+        if !self.pending.is_empty() || self.members.is_empty() {
+            self.members.push(compressor.member(&self.pending));
         }
-        self.gzip
+        self.members.concat()
     }
 }
 
