@@ -4,9 +4,10 @@
 //!
 //! Each dimension has a dictionary from value to a dense `u32` id (0 is null), so a row key is
 //! a few bytes of ids, each packed at the width its dimension needs, in one flat vector, and
-//! the fold is one hash probe per event, with no per-event allocation. Parsing feeds the dictionaries directly, so a string value is
-//! hashed once and copied only the first time it is seen: a byte scanner reads the usual flat
-//! event, and serde_json every other one (and says what is wrong with a bad one).
+//! the fold is one hash probe per event, with no per-event allocation. Parsing feeds the
+//! dictionaries directly, so a string value is hashed once and copied only the first time it is
+//! seen: a byte scanner reads the usual flat event, and serde_json every other one (and says
+//! what is wrong with a bad one).
 
 mod arrow_out;
 mod dictionary;

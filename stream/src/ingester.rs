@@ -362,8 +362,9 @@ impl Worker {
     /// Rows in memory, and what they and the raw archive buffer take (also after a checkpoint
     /// let go of its hand-off, when no message came).
     fn update_memory_gauges(&self, progress: &Progress) {
-        self.metrics.rows_in_memory.store(self.live.rows() as u64, Ordering::Relaxed);
-        self.metrics.bytes_in_memory.store(self.live.allocated_bytes() as u64, Ordering::Relaxed);
+        let (rows, bytes) = self.live.in_memory();
+        self.metrics.rows_in_memory.store(rows as u64, Ordering::Relaxed);
+        self.metrics.bytes_in_memory.store(bytes as u64, Ordering::Relaxed);
         let archive_bytes = progress.ingest.archive_allocated_bytes() as u64;
         self.metrics.archive_buffer_bytes.store(archive_bytes, Ordering::Relaxed);
     }

@@ -122,14 +122,15 @@ impl LiveRows {
 
     /// Rows held: the open index's and the hand-offs'.
     pub fn rows(&self) -> usize {
-        let state = self.lock();
-        state.open.rows() + state.handoffs.iter().map(|h| h.index.rows()).sum::<usize>()
+        self.in_memory().0
     }
 
-    /// Bytes the rows in memory take, hand-offs included.
-    pub fn allocated_bytes(&self) -> usize {
+    /// Rows in memory and the bytes they take, hand-offs included, under one hold of the lock.
+    pub fn in_memory(&self) -> (usize, usize) {
         let state = self.lock();
-        state.open.allocated_bytes() + state.handoffs.iter().map(|h| h.index.allocated_bytes()).sum::<usize>()
+        std::iter::once(&state.open)
+            .chain(state.handoffs.iter().map(|h| &*h.index))
+            .fold((0, 0), |(rows, bytes), index| (rows + index.rows(), bytes + index.allocated_bytes()))
     }
 }
 

@@ -58,29 +58,47 @@ impl IngestMetrics {
     }
 }
 
-/// Picks one counter out of a dataSource's metrics.
+/// Picks one counter or gauge out of a dataSource's metrics.
 type Counter = fn(&IngestMetrics) -> &AtomicU64;
 
 /// The Prometheus text of every dataSource's metrics.
 pub fn render<'a>(sources: impl IntoIterator<Item = (&'a str, &'a IngestMetrics)>) -> String {
     let sources: Vec<(&str, &IngestMetrics)> = sources.into_iter().collect();
     let mut out = String::new();
-    let counters: [(&str, &str, Counter); 6] = [
-        ("ingest_events_processed_total", "Events parsed and indexed.", |m| &m.processed),
-        ("ingest_events_unparseable_total", "Events that could not be parsed.", |m| &m.unparseable),
+    let counters: [(&str, &str, &str, Counter); 9] = [
+        ("ingest_events_processed_total", "Events parsed and indexed.", "counter", |m| &m.processed),
+        ("ingest_events_unparseable_total", "Events that could not be parsed.", "counter", |m| {
+            &m.unparseable
+        }),
         (
             "ingest_events_thrown_away_total",
             "Events outside the rejection window or in batch-owned time (archived raw).",
+            "counter",
             |m| &m.thrown_away,
         ),
-        ("ingest_checkpoints_total", "Checkpoints committed.", |m| &m.checkpoints),
-        ("ingest_checkpoint_failures_total", "Checkpoints that failed and were replayed.", |m| {
+        ("ingest_checkpoints_total", "Checkpoints committed.", "counter", |m| &m.checkpoints),
+        ("ingest_checkpoint_failures_total", "Checkpoints that failed and were replayed.", "counter", |m| {
             &m.checkpoint_failures
         }),
-        ("ingest_checkpoint_bytes_total", "Bytes written by committed checkpoints.", |m| &m.checkpoint_bytes),
+        ("ingest_checkpoint_bytes_total", "Bytes written by committed checkpoints.", "counter", |m| {
+            &m.checkpoint_bytes
+        }),
+        ("ingest_rows_in_memory", "Rollup rows held in memory.", "gauge", |m| &m.rows_in_memory),
+        (
+            "ingest_bytes_in_memory",
+            "Bytes the rollup rows in memory take (columns, rollup table, dictionaries).",
+            "gauge",
+            |m| &m.bytes_in_memory,
+        ),
+        (
+            "ingest_archive_buffer_bytes",
+            "Bytes of raw events gathered for the archive since the last checkpoint, compressed.",
+            "gauge",
+            |m| &m.archive_buffer_bytes,
+        ),
     ];
-    for (name, help, counter) in counters {
-        header(&mut out, name, help, "counter");
+    for (name, help, kind, counter) in counters {
+        header(&mut out, name, help, kind);
         for (ds, m) in &sources {
             let _ =
                 writeln!(out, "{name}{{dataSource=\"{}\"}} {}", escape(ds), IngestMetrics::get(counter(m)));
@@ -95,31 +113,6 @@ pub fn render<'a>(sources: impl IntoIterator<Item = (&'a str, &'a IngestMetrics)
     for (ds, m) in &sources {
         let seconds = IngestMetrics::get(&m.last_checkpoint_micros) as f64 / 1e6;
         let _ = writeln!(out, "ingest_checkpoint_last_seconds{{dataSource=\"{}\"}} {seconds}", escape(ds));
-    }
-    header(&mut out, "ingest_rows_in_memory", "Rollup rows held in memory.", "gauge");
-    for (ds, m) in &sources {
-        let rows = IngestMetrics::get(&m.rows_in_memory);
-        let _ = writeln!(out, "ingest_rows_in_memory{{dataSource=\"{}\"}} {rows}", escape(ds));
-    }
-    header(
-        &mut out,
-        "ingest_bytes_in_memory",
-        "Bytes the rollup rows in memory take (columns, rollup table, dictionaries).",
-        "gauge",
-    );
-    for (ds, m) in &sources {
-        let bytes = IngestMetrics::get(&m.bytes_in_memory);
-        let _ = writeln!(out, "ingest_bytes_in_memory{{dataSource=\"{}\"}} {bytes}", escape(ds));
-    }
-    header(
-        &mut out,
-        "ingest_archive_buffer_bytes",
-        "Bytes of raw events gathered for the archive since the last checkpoint, compressed.",
-        "gauge",
-    );
-    for (ds, m) in &sources {
-        let bytes = IngestMetrics::get(&m.archive_buffer_bytes);
-        let _ = writeln!(out, "ingest_archive_buffer_bytes{{dataSource=\"{}\"}} {bytes}", escape(ds));
     }
     header(&mut out, "ingest_kafka_partition_lag", "Messages behind the partition's newest offset.", "gauge");
     for (ds, m) in &sources {

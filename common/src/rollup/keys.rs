@@ -9,8 +9,6 @@
 pub(super) struct RowKeys {
     /// Bytes per id, by dimension.
     widths: Vec<u8>,
-    /// The largest id each dimension's width holds.
-    limits: Vec<u32>,
     /// Where each dimension's id starts within a row.
     offsets: Vec<usize>,
     row_bytes: usize,
@@ -30,14 +28,13 @@ fn width_of(id: u32) -> u8 {
 
 impl RowKeys {
     fn with_widths(widths: Vec<u8>) -> Self {
-        let limits = widths.iter().map(|&w| u32::MAX >> (32 - 8 * u32::from(w))).collect();
         let mut offsets = Vec::with_capacity(widths.len());
         let mut row_bytes = 0;
         for &w in &widths {
             offsets.push(row_bytes);
             row_bytes += usize::from(w);
         }
-        Self { widths, limits, offsets, row_bytes, rows: 0, bytes: Vec::new() }
+        Self { widths, offsets, row_bytes, rows: 0, bytes: Vec::new() }
     }
 
     /// Number of dimensions a row has an id for.
@@ -49,8 +46,8 @@ impl RowKeys {
     /// whose id is too large; every row is packed again then. Returns whether rows were packed
     /// again (their bytes, and so their hashes, changed).
     pub(super) fn fit(&mut self, key: &[u32]) -> bool {
-        let fits =
-            key.len() <= self.widths.len() && key.iter().zip(&self.limits).all(|(id, limit)| id <= limit);
+        let fits = key.len() <= self.widths.len()
+            && key.iter().zip(&self.widths).all(|(&id, &width)| width_of(id) <= width);
         if fits {
             return false;
         }
