@@ -7,12 +7,15 @@
 
 use std::sync::Arc;
 
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, Int32Type};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{FileMetaData, KeyValue};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -29,8 +32,21 @@ pub const DESCRIPTION_KEY: &str = "braid.segment";
 /// Footer key holding the segment id alone, for tools that only want that.
 pub const ID_KEY: &str = "braid.segment.id";
 
+mod sorted_strings;
+
 /// Rows per Parquet row group: small enough that a time filter skips most of a large segment.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// zstd level of every page.
+const ZSTD_LEVEL: i32 = 1;
+
+/// One encoded column chunk of a row group.
+enum Chunk {
+    /// Encoded by Parquet's Arrow writer.
+    Arrow(ArrowColumnChunk),
+    /// A sorted string dictionary's pages, written directly.
+    Pages(Bytes, ColumnCloseResult),
+}
 
 /// A segment file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +92,9 @@ pub struct SegmentDescription {
 }
 
 /// Encodes rows as a Parquet segment file. Row groups are encoded in parallel (on rayon's
-/// pool) and then written in order, so one large segment still uses every core.
+/// pool) and then written in order, so one large segment still uses every core. String
+/// dictionaries whose values are sorted and distinct (what [`encode_index_rows`] builds) keep
+/// their keys: their pages are written directly (see `sorted_strings`).
 pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> Result<Bytes, SegmentError> {
     let error = |e: &dyn std::fmt::Display| SegmentError::Format {
         id: description.id.clone(),
@@ -84,7 +102,7 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
     };
     let json = serde_json::to_string(description).map_err(|e| error(&e))?;
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| error(&e))?))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| error(&e))?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![
@@ -95,6 +113,7 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
     // What ArrowWriter would embed: readers get back dictionary strings and the UTC zone.
     add_encoded_arrow_schema_to_metadata(&batch.schema(), &mut props);
     let props = Arc::new(props);
+    let page_rows = props.data_page_row_count_limit();
     let parquet_schema = ArrowSchemaConverter::new()
         .with_coerce_types(props.coerce_types())
         .convert(&batch.schema())
@@ -104,26 +123,60 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
         .map_err(|e| error(&e))?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, batch.schema());
 
+    let sorted_strings: Vec<bool> = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Dictionary(key, value) if **key == DataType::Int32 && **value == DataType::Utf8 => {
+                let values = column.as_dictionary::<Int32Type>().values().as_string::<i32>();
+                sorted_strings::is_sorted_dictionary(values)
+            }
+            _ => false,
+        })
+        .collect();
+
     let groups = batch.num_rows().div_ceil(ROW_GROUP_ROWS);
-    let encoded: Vec<Result<Vec<ArrowColumnChunk>, ParquetError>> = (0..groups)
+    let encoded: Vec<Result<Vec<Chunk>, ParquetError>> = (0..groups)
         .into_par_iter()
         .map(|g| {
             let offset = g * ROW_GROUP_ROWS;
             let rows = batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset));
-            let mut writers = factory.create_column_writers(g)?;
-            let mut writers_iter = writers.iter_mut();
-            for (field, column) in rows.schema().fields().iter().zip(rows.columns()) {
+            let mut writers = factory.create_column_writers(g)?.into_iter();
+            let mut chunks = Vec::new();
+            for ((field, column), &sorted) in
+                rows.schema().fields().iter().zip(rows.columns()).zip(&sorted_strings)
+            {
+                if sorted {
+                    // A dictionary column is one leaf; its Arrow writer goes unused.
+                    writers.next();
+                    let dictionary = column.as_dictionary::<Int32Type>();
+                    let (bytes, close) = sorted_strings::encode_chunk(
+                        parquet_schema.column(chunks.len()),
+                        dictionary.keys(),
+                        dictionary.values().as_string::<i32>(),
+                        ZSTD_LEVEL,
+                        page_rows,
+                    )?;
+                    chunks.push(Chunk::Pages(bytes, close));
+                    continue;
+                }
                 for leaf in compute_leaves(field, column)? {
-                    writers_iter.next().expect("one writer per leaf").write(&leaf)?;
+                    let mut writer = writers.next().expect("one writer per leaf");
+                    writer.write(&leaf)?;
+                    chunks.push(Chunk::Arrow(writer.close()?));
                 }
             }
-            writers.into_iter().map(|w| w.close()).collect()
+            Ok(chunks)
         })
         .collect();
     for chunks in encoded {
         let mut row_group = writer.next_row_group().map_err(|e| error(&e))?;
         for chunk in chunks.map_err(|e| error(&e))? {
-            chunk.append_to_row_group(&mut row_group).map_err(|e| error(&e))?;
+            match chunk {
+                Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
+                Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
+            }
+            .map_err(|e| error(&e))?;
         }
         row_group.close().map_err(|e| error(&e))?;
     }
@@ -180,4 +233,140 @@ pub fn read_segment(
     let reader = builder.build().map_err(|e| error(&e))?;
     let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| error(&e))?;
     Ok((description, batches))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, ArrayRef, DictionaryArray, Int32Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+    use parquet::basic::Encoding;
+    use parquet::file::metadata::PageIndexPolicy;
+    use parquet::file::page_index::column_index::ColumnIndexMetaData;
+    use parquet::file::statistics::Statistics;
+
+    use super::*;
+
+    /// Rows: two row groups, each of several pages, one page wholly null.
+    const ROWS: usize = ROW_GROUP_ROWS + 30_000;
+
+    fn description() -> SegmentDescription {
+        SegmentDescription {
+            id: "test_segment".to_string(),
+            data_source: "test".to_string(),
+            interval: "2013-08-31T00:00:00.000Z/2013-09-01T00:00:00.000Z".to_string(),
+            version: "v1".to_string(),
+            partition: 0,
+            dimensions: Vec::new(),
+            metrics: Vec::new(),
+            query_granularity: "none".to_string(),
+            rollup: true,
+        }
+    }
+
+    fn dictionary(keys: Vec<Option<i32>>, values: Vec<String>) -> ArrayRef {
+        let values = StringArray::from(values);
+        Arc::new(DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys), Arc::new(values)).unwrap())
+    }
+
+    /// The columns as strings, however each was written.
+    fn strings(column: &ArrayRef) -> Vec<Option<String>> {
+        let utf8 = arrow::compute::cast(column, &DataType::Utf8).unwrap();
+        utf8.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn batch() -> RecordBatch {
+        // Sorted values, some of them unused; rows in a scattered order with runs and nulls,
+        // and rows 40_000..60_000 all null (a whole null page).
+        let sorted: Vec<String> = (0..5000).map(|i| format!("page {i:05} {}", "é".repeat(i % 3))).collect();
+        let key = |row: usize| -> Option<i32> {
+            if (40_000..60_000).contains(&row) || row % 7 == 3 {
+                None
+            } else if row % 100 < 30 {
+                Some(4000)
+            } else {
+                Some(((row * 7919) % 4500) as i32)
+            }
+        };
+        let page = dictionary((0..ROWS).map(key).collect(), sorted);
+        let flag =
+            dictionary((0..ROWS).map(|r| (r % 5 == 0).then_some(0)).collect(), vec!["true".to_string()]);
+        let never = dictionary(vec![None; ROWS], Vec::new());
+        let unsorted = dictionary(
+            (0..ROWS).map(|r| Some((r % 3) as i32)).collect(),
+            vec!["b".to_string(), "a".to_string(), "c".to_string()],
+        );
+        let plain: ArrayRef =
+            Arc::new(StringArray::from_iter((0..ROWS).map(|r| Some(format!("row {}", r % 10)))));
+        let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let schema = Schema::new(vec![
+            Field::new("page", dict_type.clone(), true),
+            Field::new("flag", dict_type.clone(), true),
+            Field::new("never", dict_type.clone(), true),
+            Field::new("unsorted", dict_type, true),
+            Field::new("plain", DataType::Utf8, false),
+        ]);
+        RecordBatch::try_new(Arc::new(schema), vec![page, flag, never, unsorted, plain]).unwrap()
+    }
+
+    #[test]
+    fn string_dimensions_read_back_as_written_with_their_statistics() {
+        let batch = batch();
+        let bytes = write_segment(&batch, &description()).unwrap();
+
+        let (_, read) = read_segment(bytes.clone(), "test").unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        assert_eq!(read.num_rows(), ROWS);
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            assert_eq!(read.schema().field(i).data_type(), field.data_type(), "{}", field.name());
+            assert_eq!(strings(read.column(i)), strings(batch.column(i)), "{}", field.name());
+        }
+
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options).unwrap();
+        let metadata = reader.metadata();
+        assert_eq!(metadata.num_row_groups(), 2);
+        let column_index = metadata.column_index().expect("a column index");
+        let offset_index = metadata.offset_index().expect("an offset index");
+        for (g, group) in metadata.row_groups().iter().enumerate() {
+            let start = g * ROW_GROUP_ROWS;
+            let rows = group.num_rows() as usize;
+            for c in 0..3 {
+                let values = strings(&batch.column(c).slice(start, rows));
+                let name = batch.schema().field(c).name().clone();
+                let chunk = group.column(c);
+                let encodings: Vec<_> = chunk.encodings().collect();
+                assert!(encodings.contains(&Encoding::RLE_DICTIONARY), "{name}: {encodings:?}");
+                let Some(Statistics::ByteArray(stats)) = chunk.statistics() else {
+                    panic!("{name}: no statistics")
+                };
+                let present = || values.iter().flatten().map(|v| v.as_bytes());
+                assert_eq!(stats.min_bytes_opt(), present().min(), "{name} row group {g}");
+                assert_eq!(stats.max_bytes_opt(), present().max(), "{name} row group {g}");
+                assert_eq!(
+                    stats.null_count_opt(),
+                    Some(values.iter().filter(|v| v.is_none()).count() as u64)
+                );
+
+                let ColumnIndexMetaData::BYTE_ARRAY(pages) = &column_index[g][c] else {
+                    panic!("{name}: no byte array column index")
+                };
+                let locations = offset_index[g][c].page_locations();
+                assert_eq!(pages.num_pages() as usize, locations.len());
+                assert!(locations.len() > 1, "{name}: several pages");
+                for (p, location) in locations.iter().enumerate() {
+                    let first = location.first_row_index as usize;
+                    let end = locations.get(p + 1).map_or(rows, |l| l.first_row_index as usize);
+                    let page = &values[first..end];
+                    let present = || page.iter().flatten().map(|v| v.as_bytes());
+                    assert_eq!(pages.is_null_page(p), present().next().is_none(), "{name} page {p}");
+                    assert_eq!(pages.null_count(p), Some(page.iter().filter(|v| v.is_none()).count() as i64));
+                    if !pages.is_null_page(p) {
+                        assert_eq!(pages.min_value(p), present().min(), "{name} page {p}");
+                        assert_eq!(pages.max_value(p), present().max(), "{name} page {p}");
+                    }
+                }
+            }
+        }
+    }
 }
