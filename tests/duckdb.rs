@@ -1,37 +1,47 @@
 //! Segments are plain Parquet: DuckDB reads one with no help and gets the columns, types and
-//! totals braid wrote. Needs `python3` with the `duckdb` package (`.ci/run` installs it).
+//! totals braid wrote, every value of a segment of several row groups among them. Needs
+//! `python3` with the `duckdb` package (`.ci/run` installs it).
 
+use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::Command as BraidCommand;
 
-fn duckdb_available() -> bool {
-    Command::new("python3").args(["-c", "import duckdb"]).status().is_ok_and(|s| s.success())
+/// Whether DuckDB can be asked. CI installs it; elsewhere a test says plainly what it did not
+/// check.
+fn duckdb_ready() -> bool {
+    let available = Command::new("python3").args(["-c", "import duckdb"]).status().is_ok_and(|s| s.success());
+    if !available {
+        assert!(std::env::var_os("CI").is_none(), "CI must have python3 with duckdb (see .ci/run)");
+        eprintln!("skipped: python3 with duckdb is not installed (pip install duckdb)");
+    }
+    available
+}
+
+/// Runs braid, from the repository root, on the deep storage at `deep`.
+fn braid(deep: &Path, args: &[&str]) {
+    BraidCommand::cargo_bin("braid")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .arg("--deep-storage")
+        .arg(deep)
+        .assert()
+        .success();
 }
 
 #[test]
 fn duckdb_reads_a_segment_with_no_help() {
-    if !duckdb_available() {
-        // CI installs duckdb; elsewhere say plainly what was not checked.
-        assert!(std::env::var_os("CI").is_none(), "CI must have python3 with duckdb (see .ci/run)");
-        eprintln!("skipped: python3 with duckdb is not installed (pip install duckdb)");
+    if !duckdb_ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let braid = |args: &[&str]| {
-        BraidCommand::cargo_bin("braid")
-            .unwrap()
-            .current_dir(root)
-            .args(args)
-            .arg("--deep-storage")
-            .arg(&deep)
-            .assert()
-            .success();
-    };
-    braid(&["raw", "put", "--spec", "examples/wikipedia.json", "examples/wikipedia-events.json"]);
-    braid(&["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"]);
+    braid(&deep, &["raw", "put", "--spec", "examples/wikipedia.json", "examples/wikipedia-events.json"]);
+    braid(
+        &deep,
+        &["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"],
+    );
 
     let script = r#"
 import duckdb, glob, json, sys
@@ -70,8 +80,8 @@ fn dimension_value(d: usize, i: usize) -> Option<String> {
     match d {
         0 => Some(format!("Page {:05}", (i * 7919) % 40_000)),
         1 => Some(["en", "fr", "de", "ja"][(i / 1000) % 4].to_string()),
-        2 => (i % 3 != 0).then(|| format!("user{}", (i * 31) % 900)),
-        3 => (i % 5 == 0).then(|| "true".to_string()),
+        2 => (!i.is_multiple_of(3)).then(|| format!("user{}", (i * 31) % 900)),
+        3 => i.is_multiple_of(5).then(|| "true".to_string()),
         4 => (!(60_000..90_000).contains(&i)).then(|| format!("city {}", i % 3)),
         _ => None,
     }
@@ -85,9 +95,7 @@ fn duckdb_reads_every_value_of_a_large_segment() {
 
     use sha2::{Digest, Sha256};
 
-    if !duckdb_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have python3 with duckdb (see .ci/run)");
-        eprintln!("skipped: python3 with duckdb is not installed (pip install duckdb)");
+    if !duckdb_ready() {
         return;
     }
     // Several row groups and pages per column; one event every 250 ms from midnight, so the
@@ -110,19 +118,11 @@ fn duckdb_reads_every_value_of_a_large_segment() {
     }
     let input = dir.path().join("events.json");
     std::fs::write(&input, events).unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let braid = |args: &[&str]| {
-        BraidCommand::cargo_bin("braid")
-            .unwrap()
-            .current_dir(root)
-            .args(args)
-            .arg("--deep-storage")
-            .arg(&deep)
-            .assert()
-            .success();
-    };
-    braid(&["raw", "put", "--spec", "examples/wikipedia.json", input.to_str().unwrap()]);
-    braid(&["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"]);
+    braid(&deep, &["raw", "put", "--spec", "examples/wikipedia.json", input.to_str().unwrap()]);
+    braid(
+        &deep,
+        &["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"],
+    );
 
     let script = r#"
 import duckdb, glob, json, sys

@@ -147,7 +147,6 @@ pub(super) fn encode_chunk(
         }
     }
     pages.close()?;
-    drop(pages);
 
     let value_at = |i: Option<&usize>| i.map(|&key| ByteArray::from(values.value(key).as_bytes().to_vec()));
     let statistics =
