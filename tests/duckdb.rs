@@ -18,16 +18,21 @@ fn duckdb_ready() -> bool {
     available
 }
 
-/// Runs braid, from the repository root, on the deep storage at `deep`.
-fn braid(deep: &Path, args: &[&str]) {
-    BraidCommand::cargo_bin("braid")
-        .unwrap()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .arg("--deep-storage")
-        .arg(deep)
-        .assert()
-        .success();
+/// Stores the raw events of `input` with the tutorial spec and reindexes their day, all with
+/// braid run from the repository root on the deep storage at `deep`.
+fn reindex_wikipedia_day(deep: &Path, input: &str) {
+    let braid = |args: &[&str]| {
+        BraidCommand::cargo_bin("braid")
+            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .arg("--deep-storage")
+            .arg(deep)
+            .assert()
+            .success();
+    };
+    braid(&["raw", "put", "--spec", "examples/wikipedia.json", input]);
+    braid(&["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"]);
 }
 
 #[test]
@@ -37,11 +42,7 @@ fn duckdb_reads_a_segment_with_no_help() {
     }
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep");
-    braid(&deep, &["raw", "put", "--spec", "examples/wikipedia.json", "examples/wikipedia-events.json"]);
-    braid(
-        &deep,
-        &["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"],
-    );
+    reindex_wikipedia_day(&deep, "examples/wikipedia-events.json");
 
     let script = r#"
 import duckdb, glob, json, sys
@@ -118,11 +119,7 @@ fn duckdb_reads_every_value_of_a_large_segment() {
     }
     let input = dir.path().join("events.json");
     std::fs::write(&input, events).unwrap();
-    braid(&deep, &["raw", "put", "--spec", "examples/wikipedia.json", input.to_str().unwrap()]);
-    braid(
-        &deep,
-        &["batch", "reindex", "--spec", "examples/wikipedia.json", "--interval", "2013-08-31/2013-09-01"],
-    );
+    reindex_wikipedia_day(&deep, input.to_str().unwrap());
 
     let script = r#"
 import duckdb, glob, json, sys
