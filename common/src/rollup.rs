@@ -23,7 +23,7 @@ use hashbrown::HashTable;
 use crate::spec::{AggregatorKind, DataSourceSpec, MetricSpec};
 use crate::time::{Granularity, Interval, Millis};
 
-pub use arrow_out::{Ranks, SegmentRows};
+pub use arrow_out::{Ranks, SegmentRows, TIME_COLUMN};
 pub use dictionary::StringDictionary;
 use dictionary::{Dictionary, spread};
 use keys::RowKeys;

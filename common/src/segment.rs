@@ -14,16 +14,17 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{FileMetaData, KeyValue};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::rollup::{Ranks, RollupIndex};
+use crate::rollup::{Ranks, RollupIndex, TIME_COLUMN};
 use crate::spec::{DimensionSpec, MetricSpec};
 use crate::time::{Interval, format_iso};
 
@@ -105,6 +106,9 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| error(&e))?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Sorted, nearly unique times: deltas, not a dictionary as large as the column.
+        .set_column_dictionary_enabled(ColumnPath::from(TIME_COLUMN), false)
+        .set_column_encoding(ColumnPath::from(TIME_COLUMN), Encoding::DELTA_BINARY_PACKED)
         .set_key_value_metadata(Some(vec![
             KeyValue::new(ID_KEY.to_string(), description.id.clone()),
             KeyValue::new(DESCRIPTION_KEY.to_string(), json),
@@ -240,7 +244,6 @@ mod tests {
     use arrow::array::{Array, ArrayRef, DictionaryArray, Int32Array, StringArray};
     use arrow::datatypes::{Field, Schema};
     use parquet::arrow::arrow_reader::ArrowReaderOptions;
-    use parquet::basic::Encoding;
     use parquet::file::metadata::PageIndexPolicy;
     use parquet::file::page_index::column_index::ColumnIndexMetaData;
     use parquet::file::statistics::Statistics;
