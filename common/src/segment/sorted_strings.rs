@@ -5,8 +5,8 @@
 //! string up again in a dictionary of its own and compare it for the statistics; here the
 //! rows' keys are kept: each row group's column chunk is a dictionary page of the values its
 //! rows use (still sorted, and marked so) followed by data pages of those values' positions,
-//! with statistics read off the sorted order. Only columns that are not so sorted go through
-//! Parquet's writer.
+//! with statistics read off the sorted order. Every other column, string dictionaries that are
+//! not so sorted among them, goes through Parquet's writer.
 
 use arrow::array::{Array, Int32Array, StringArray};
 use bytes::Bytes;
