@@ -1,9 +1,10 @@
 //! The segment file format: plain Parquet that DuckDB, pandas or Spark read with no help.
 //!
 //! Columns are `__time` (timestamp, milliseconds, UTC, delta-encoded), one per dimension
-//! (strings dictionary-encoded), one per metric; rows sorted by time then dimensions; zstd; row groups
-//! and pages carry statistics so readers prune by time. The footer's key-value metadata holds
-//! the segment id and a JSON description (`braid.segment`), so a segment describes itself.
+//! (strings dictionary-encoded), one per metric; rows sorted by time then dimensions; zstd;
+//! row groups and pages carry statistics so readers prune by time. The footer's key-value
+//! metadata holds the segment id and a JSON description (`braid.segment`), so a segment
+//! describes itself.
 
 use std::sync::Arc;
 

@@ -26,8 +26,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::cache::{SegmentCache, SegmentMeta};
 use crate::codes::{ColumnCodes, code_field, with_code_columns};
 
-/// The name of the time column.
-pub const TIME_COLUMN: &str = "__time";
+/// The name of the time column, as segments and the rows in memory have it.
+pub use common::rollup::TIME_COLUMN;
 
 /// Rows per batch a scan hands to DataFusion (DataFusion's own default batch size is 8192;
 /// larger slices cost less per batch and still spread over the partitions).

@@ -96,10 +96,16 @@ pub(super) fn encode_chunk(
         let page = keys.slice(start, page_rows.min(keys.len() - start));
         page_keys.clear();
         page_levels.clear();
+        // Dense keys follow the sorted order: the smallest key is the page's smallest value.
+        let (mut min, mut max) = (u32::MAX, 0);
         for key in page.iter() {
-            page_levels.push(key.is_some() as u32);
+            if nullable {
+                page_levels.push(key.is_some() as u32);
+            }
             if let Some(key) = key {
-                page_keys.push(dense[key as usize]);
+                let dense = dense[key as usize];
+                (min, max) = (min.min(dense), max.max(dense));
+                page_keys.push(dense);
             }
         }
         let nulls = page.len() - page_keys.len();
@@ -135,15 +141,15 @@ pub(super) fn encode_chunk(
         data_pages += 1;
         offset_index.append_offset_and_size(written.offset as i64, written.compressed_size as i32);
         offset_index.append_row_count(page.len() as i64);
-        // Dense keys follow the sorted order, so the smallest key is the smallest value.
-        match (page_keys.iter().min(), page_keys.iter().max()) {
-            (Some(&min), Some(&max)) => column_index.append(
+        if page_keys.is_empty() {
+            column_index.append(true, Vec::new(), Vec::new(), nulls as i64);
+        } else {
+            column_index.append(
                 false,
                 values.value(used[min as usize]).as_bytes().to_vec(),
                 values.value(used[max as usize]).as_bytes().to_vec(),
                 nulls as i64,
-            ),
-            _ => column_index.append(true, Vec::new(), Vec::new(), nulls as i64),
+            );
         }
     }
     pages.close()?;
