@@ -1,13 +1,16 @@
 //! `braid batch reindex`: rebuild the segments of an interval from the raw archive and publish
 //! them in one commit that overshadows every older version.
 //!
-//! Work splits by raw file: each worker thread takes the next file (largest first), streams it
-//! through gzip into its own rollup index, and at the end the indexes are merged, sorted into
-//! segments, encoded in parallel and written before the single catalog commit that makes them
-//! visible. A raw file that cannot be read to its end fails the job before anything is
-//! published.
+//! Work splits by raw file: each worker thread takes the next file (largest first) and streams
+//! it through gzip into a rollup index of the file's unit: its hour, when queryGranularity keeps
+//! hours apart (`none` up to `hour`), else the hours whose rows can fold together. Units share
+//! no row, so each is sorted on its own, in parallel, and a segment's rows are its units'
+//! sorted rows one after the other, each unit's becoming row groups of their own. (A unit that
+//! two workers read parts of is merged first.) Segments are encoded in parallel and written
+//! before the single catalog commit that makes them visible. A raw file that cannot be read to
+//! its end fails the job before anything is published.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +21,8 @@ use common::catalog::{
     Action, Catalog, CatalogError, CatalogState, Fingerprint, Origin, SegmentRecord, now_millis,
 };
 use common::input::{Lines, is_blank};
-use common::rollup::{Ranks, RollupIndex, RollupSchema};
-use common::segment::{encode_index_rows, segment_id};
+use common::rollup::{Ranks, RollupIndex, RollupSchema, SegmentRows};
+use common::segment::{IndexRows, encode_index_pieces, segment_id};
 use common::spec::DataSourceSpec;
 use common::storage::{DeepStorage, StorageError};
 use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
@@ -115,7 +118,7 @@ fn hour_at(start: Millis) -> Interval {
 }
 
 /// A raw file to read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct RawInput {
     path: String,
     hour_start: Millis,
@@ -134,9 +137,34 @@ struct Stats {
 }
 
 struct WorkerResult {
-    index: RollupIndex,
+    /// An index per unit (see [`units_of`]) this worker read a file of.
+    indexes: HashMap<usize, RollupIndex>,
     stats: HashMap<Millis, Stats>,
     rejects: Vec<String>,
+}
+
+/// The rows of one unit, read, merged and sorted into its segment intervals.
+struct SortedUnit {
+    index: RollupIndex,
+    ranks: Ranks,
+    segments: BTreeMap<Interval, SegmentRows>,
+}
+
+/// A segment file to write: a partition of an interval's rows, as pieces of units' sorted
+/// rows in unit order.
+struct EncodeJob {
+    interval: Interval,
+    partition: u32,
+    /// Partitions in the interval's set.
+    partitions: u32,
+    /// (unit, row numbers in its index).
+    pieces: Vec<(usize, Vec<u32>)>,
+}
+
+impl EncodeJob {
+    fn rows(&self) -> usize {
+        self.pieces.iter().map(|(_, rows)| rows.len()).sum()
+    }
 }
 
 /// Rebuilds every segment interval of `options.interval` from the raw archive and publishes
@@ -168,29 +196,30 @@ async fn run_reindex(
     info!(files = files.len(), intervals = segment_intervals.len(), version, "Reindexing.");
 
     let schema = RollupSchema::new(spec);
+    // Sorting and encoding run on a pool of the job's size.
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads.max(1))
+            .build()
+            .map_err(|e| BatchError::Internal(format!("cannot start worker threads: {e}")))?,
+    );
     let phase = Instant::now();
-    let (index, stats, rejects) = read_all(storage, &schema, &files, &options).await?;
-    info!(rows = index.rows(), seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
+    let (file_units, unit_count) = units_of(&schema, &files);
+    let (work, unit_count) = work_items(&files, &file_units, unit_count, options.threads);
+    let (indexes, stats, rejects) = read_all(storage, &schema, work, unit_count, &options).await?;
+    let rows: usize = indexes.iter().flatten().map(RollupIndex::rows).sum();
+    info!(rows, units = unit_count, seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
     let phase = Instant::now();
-    let ranks = index.ranks();
-    let segments = index.segments(&ranks);
+    let units = sort_units(&pool, indexes).await?;
     info!(seconds = phase.elapsed().as_secs_f64(), "Sorted rows into segments.");
 
     // Encode and write every partition before the commit that names them.
     let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
-    let mut jobs = Vec::new();
-    for interval in &segment_intervals {
-        if let Some(rows) = segments.get(interval) {
-            let chunks: Vec<&[u32]> = rows.rows.chunks(max_rows).collect();
-            let count = chunks.len() as u32;
-            for (partition, chunk) in chunks.into_iter().enumerate() {
-                jobs.push((*interval, partition as u32, count, chunk.to_vec()));
-            }
-        }
-    }
+    let jobs: Vec<EncodeJob> =
+        segment_intervals.iter().flat_map(|interval| partition_jobs(*interval, &units, max_rows)).collect();
+    let has_rows: BTreeSet<Interval> = jobs.iter().map(|job| job.interval).collect();
     let phase = Instant::now();
-    let written =
-        write_segments(storage, spec, Arc::new((index, ranks)), &version, jobs, options.threads).await?;
+    let written = write_segments(storage, spec, Arc::new(units), &version, jobs, &pool).await?;
     info!(files = written.len(), seconds = phase.elapsed().as_secs_f64(), "Wrote segment files.");
     let mut records: Vec<SegmentRecord> = written.iter().map(|(record, _)| record.clone()).collect();
     let encode_time: HashMap<Interval, Duration> = written.iter().fold(HashMap::new(), |mut acc, (r, d)| {
@@ -200,7 +229,7 @@ async fn run_reindex(
 
     let mut tombstones = Vec::new();
     for interval in &segment_intervals {
-        let has_rows = segments.contains_key(interval);
+        let has_rows = has_rows.contains(interval);
         let hides_something = state.segments.values().any(|s| s.interval.overlaps(interval));
         if !has_rows && hides_something {
             tombstones.push(tombstone(spec, *interval, &version));
@@ -392,20 +421,98 @@ async fn list_raw_files(
     Ok(files)
 }
 
+/// Groups raw files into units: the files whose rows can fold together, in time order. A
+/// file holds one hour's events, whose rows' times lie between the row times of the hour's
+/// first and last millisecond; hours whose row time ranges overlap (every hour of a day, for a
+/// `day` queryGranularity) share a unit, and an hour stays alone when its row times are its own
+/// (`none` up to `hour`). Returns each file's unit and the number of units.
+fn units_of(schema: &RollupSchema, files: &[RawInput]) -> (Vec<usize>, usize) {
+    let mut hours: Vec<Millis> = files.iter().map(|f| f.hour_start).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let mut unit_of_hour = HashMap::with_capacity(hours.len());
+    let mut units = 0;
+    let mut last_row_time = None;
+    for hour in hours {
+        let span = hour_at(hour);
+        let first = schema.row_time(span.start);
+        if last_row_time.is_none_or(|last| first > last) {
+            units += 1;
+        }
+        let last = schema.row_time(span.end - 1);
+        last_row_time = Some(last_row_time.map_or(last, |known: Millis| known.max(last)));
+        unit_of_hour.insert(hour, units - 1);
+    }
+    (files.iter().map(|f| unit_of_hour[&f.hour_start]).collect(), units)
+}
+
+/// Pieces of reading each worker should have to choose from, at least, so that they finish
+/// together.
+const WORK_PER_THREAD: usize = 4;
+
+/// Raw files one worker reads in turn into one index of their unit.
+#[derive(Debug, Clone, PartialEq)]
+struct WorkItem {
+    unit: usize,
+    files: Vec<RawInput>,
+}
+
+impl WorkItem {
+    fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// Splits the reading into pieces of work. With units enough for every thread (hours apart,
+/// say), consecutive units are joined into about [`WORK_PER_THREAD`] pieces per thread, each
+/// read whole by one worker, so no unit needs merging and each index stays a few hours small.
+/// With fewer (a coarse queryGranularity makes a day one unit), each file is a piece, and the
+/// indexes workers build of one unit are merged. Returns the pieces and the number of units,
+/// numbered anew when joined.
+fn work_items(
+    files: &[RawInput],
+    file_units: &[usize],
+    units: usize,
+    threads: usize,
+) -> (Vec<WorkItem>, usize) {
+    let threads = threads.max(1);
+    if units < 2 * threads {
+        let items = files
+            .iter()
+            .zip(file_units)
+            .map(|(file, &unit)| WorkItem { unit, files: vec![file.clone()] })
+            .collect();
+        return (items, units);
+    }
+    let joined = (units / (WORK_PER_THREAD * threads)).max(1);
+    let mut items: Vec<WorkItem> =
+        (0..units.div_ceil(joined)).map(|unit| WorkItem { unit, files: Vec::new() }).collect();
+    for (file, unit) in files.iter().zip(file_units) {
+        items[unit / joined].files.push(file.clone());
+    }
+    for item in &mut items {
+        item.files.sort_by_key(|f| f.hour_start);
+    }
+    let count = items.len();
+    (items, count)
+}
+
+/// Reads every piece of work into an index of its unit; returns, for each unit, the indexes
+/// the workers built of it (one, unless two workers read files of the unit).
 async fn read_all(
     storage: &DeepStorage,
     schema: &Arc<RollupSchema>,
-    files: &[RawInput],
+    mut order: Vec<WorkItem>,
+    unit_count: usize,
     options: &ReindexOptions,
-) -> Result<(RollupIndex, HashMap<Millis, Stats>, Vec<String>), BatchError> {
+) -> Result<(Vec<Vec<RollupIndex>>, HashMap<Millis, Stats>, Vec<String>), BatchError> {
     let handle = tokio::runtime::Handle::current();
     let storage = storage.clone();
     let schema = schema.clone();
-    let mut order: Vec<RawInput> = files.to_vec();
-    // Largest first, so the last file to finish is a small one.
-    order.sort_by_key(|f| std::cmp::Reverse(f.size));
+    // Largest first, so the last piece to finish is a small one.
+    order.sort_by_key(|item| std::cmp::Reverse(item.bytes()));
     let options = options.clone();
-    let total: u64 = order.iter().map(|f| f.size).sum();
+    let total: u64 = order.iter().map(WorkItem::bytes).sum();
     let progress = if options.progress {
         let bar = ProgressBar::new(total);
         bar.set_style(
@@ -429,23 +536,27 @@ async fn read_all(
                 .map(|_| {
                     scope.spawn(|| {
                         let mut result = WorkerResult {
-                            index: RollupIndex::new(schema.clone()),
+                            indexes: HashMap::new(),
                             stats: HashMap::new(),
                             rejects: Vec::new(),
                         };
                         while !failed.load(Ordering::Relaxed) {
                             let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(file) = order.get(i) else { break };
-                            let outcome = handle
-                                .block_on(storage.get(&file.path))
-                                .map_err(BatchError::from)
-                                .and_then(|bytes| read_file(file, bytes, &options, &mut result));
-                            if let Err(e) = outcome {
-                                failed.store(true, Ordering::Relaxed);
-                                first_error.lock().expect("not poisoned").get_or_insert(e);
-                                break;
+                            let Some(item) = order.get(i) else { break };
+                            for file in &item.files {
+                                let outcome = handle
+                                    .block_on(storage.get(&file.path))
+                                    .map_err(BatchError::from)
+                                    .and_then(|bytes| {
+                                        read_file(file, item.unit, bytes, &schema, &options, &mut result)
+                                    });
+                                if let Err(e) = outcome {
+                                    failed.store(true, Ordering::Relaxed);
+                                    first_error.lock().expect("not poisoned").get_or_insert(e);
+                                    break;
+                                }
+                                progress.inc(file.size);
                             }
-                            progress.inc(file.size);
                         }
                         result
                     })
@@ -457,14 +568,15 @@ async fn read_all(
         if let Some(error) = first_error.into_inner().expect("not poisoned") {
             return Err(error);
         }
-        let merging = Instant::now();
-        let mut results = results.into_iter();
-        let mut merged = results.next().expect("at least one worker");
-        for other in results {
-            merged.index.merge(&other.index);
-            drop_in_background(other.index);
-            for (start, s) in other.stats {
-                let entry = merged.stats.entry(start).or_default();
+        let mut indexes: Vec<Vec<RollupIndex>> = (0..unit_count).map(|_| Vec::new()).collect();
+        let mut stats: HashMap<Millis, Stats> = HashMap::new();
+        let mut rejects = Vec::new();
+        for result in results {
+            for (unit, index) in result.indexes {
+                indexes[unit].push(index);
+            }
+            for (start, s) in result.stats {
+                let entry = stats.entry(start).or_default();
                 entry.events += s.events;
                 entry.rejected += s.rejected;
                 entry.busy += s.busy;
@@ -472,26 +584,27 @@ async fn read_all(
                 entry.raw_bytes += s.raw_bytes;
                 entry.uncompressed += s.uncompressed;
             }
-            merged.rejects.extend(other.rejects);
+            rejects.extend(result.rejects);
         }
-        merged.rejects.sort();
-        merged.rejects.truncate(REPORTED_REJECTS);
-        info!(seconds = merging.elapsed().as_secs_f64(), "Merged the workers' indexes.");
-        Ok((merged.index, merged.stats, merged.rejects))
+        rejects.sort();
+        rejects.truncate(REPORTED_REJECTS);
+        Ok((indexes, stats, rejects))
     })
     .await
     .map_err(|e| BatchError::Internal(format!("reindex worker failed: {e}")))?
 }
 
-/// Streams one raw file into a worker's index.
+/// Streams one raw file into the worker's index of the file's unit.
 fn read_file(
     file: &RawInput,
+    unit: usize,
     bytes: Bytes,
+    schema: &Arc<RollupSchema>,
     options: &ReindexOptions,
     worker: &mut WorkerResult,
 ) -> Result<(), BatchError> {
     let started = Instant::now();
-    let schema = worker.index.schema().clone();
+    let index = worker.indexes.entry(unit).or_insert_with(|| RollupIndex::new(schema.clone()));
     let hour = hour_at(file.hour_start);
     let file_segment = schema.segment_interval(file.hour_start.max(options.interval.start)).start;
     let corrupt = |line: u64, e: std::io::Error| BatchError::CorruptRaw {
@@ -514,7 +627,7 @@ fn read_file(
         if is_blank(line) {
             continue;
         }
-        let problem = match worker.index.parse(line) {
+        let problem = match index.parse(line) {
             Ok(time) if !hour.contains(time) => {
                 format!(
                     "event time {} is outside the hour of its directory ({})",
@@ -524,7 +637,7 @@ fn read_file(
             }
             Ok(time) if !options.interval.contains(time) => continue,
             Ok(time) => {
-                worker.index.fold_parsed();
+                index.fold_parsed();
                 let segment = granularity.truncate(time);
                 if segment != run_segment {
                     worker.stats.entry(run_segment).or_default().events += run_events;
@@ -549,27 +662,84 @@ fn read_file(
     Ok(())
 }
 
-/// (interval, partition, partitions in the set, rows).
-type EncodeJob = (Interval, u32, u32, Vec<u32>);
+/// Merges each unit's indexes (when two workers read files of it) and sorts its rows into
+/// its segment intervals, units in parallel.
+async fn sort_units(
+    pool: &Arc<rayon::ThreadPool>,
+    indexes: Vec<Vec<RollupIndex>>,
+) -> Result<Vec<SortedUnit>, BatchError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        pool.install(|| {
+            indexes
+                .into_par_iter()
+                .filter_map(|parts| {
+                    let mut parts = parts.into_iter();
+                    let mut index = parts.next()?;
+                    for other in parts {
+                        index.merge(&other);
+                        drop_in_background(other);
+                    }
+                    let ranks = index.ranks();
+                    let segments = index.segments(&ranks);
+                    Some(SortedUnit { index, ranks, segments })
+                })
+                .collect()
+        })
+    })
+    .await
+    .map_err(|e| BatchError::Internal(format!("sorting rows failed: {e}")))
+}
+
+/// The partitions of one segment interval: its units' rows in unit order, cut every
+/// `max_rows` rows (maxRowsPerSegment).
+fn partition_jobs(interval: Interval, units: &[SortedUnit], max_rows: usize) -> Vec<EncodeJob> {
+    let mut partitions: Vec<Vec<(usize, Vec<u32>)>> = Vec::new();
+    let mut current = Vec::new();
+    let mut room = max_rows;
+    for (unit, sorted) in units.iter().enumerate() {
+        let Some(group) = sorted.segments.get(&interval) else { continue };
+        let mut rows = group.rows.as_slice();
+        while !rows.is_empty() {
+            let (taken, rest) = rows.split_at(room.min(rows.len()));
+            current.push((unit, taken.to_vec()));
+            (rows, room) = (rest, room - taken.len());
+            if room == 0 {
+                partitions.push(std::mem::take(&mut current));
+                room = max_rows;
+            }
+        }
+    }
+    if !current.is_empty() {
+        partitions.push(current);
+    }
+    let count = partitions.len() as u32;
+    partitions
+        .into_iter()
+        .enumerate()
+        .map(|(partition, pieces)| EncodeJob {
+            interval,
+            partition: partition as u32,
+            partitions: count,
+            pieces,
+        })
+        .collect()
+}
 
 /// Encodes and writes segment files in parallel; returns their records and encoding time.
 async fn write_segments(
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    index: Arc<(RollupIndex, Ranks)>,
+    units: Arc<Vec<SortedUnit>>,
     version: &str,
     jobs: Vec<EncodeJob>,
-    threads: usize,
+    pool: &Arc<rayon::ThreadPool>,
 ) -> Result<Vec<(SegmentRecord, Duration)>, BatchError> {
     let handle = tokio::runtime::Handle::current();
     let (storage_for_workers, spec_for_workers, version_for_workers) =
         (storage.clone(), spec.clone(), version.to_string());
-    // Segments encode in parallel, and so do the row groups inside each one, on a pool of
-    // the job's size.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(|e| BatchError::Internal(format!("cannot start encoder threads: {e}")))?;
+    // Segments encode in parallel, and so do the pieces and row groups inside each one.
+    let pool = pool.clone();
     let results: Vec<Result<(SegmentRecord, Duration), BatchError>> =
         tokio::task::spawn_blocking(move || {
             pool.install(|| {
@@ -579,7 +749,7 @@ async fn write_segments(
                             &handle,
                             &storage_for_workers,
                             &spec_for_workers,
-                            &index,
+                            &units,
                             &version_for_workers,
                             job,
                         )
@@ -613,15 +783,20 @@ fn encode_one(
     handle: &tokio::runtime::Handle,
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    (index, ranks): &(RollupIndex, Ranks),
+    units: &[SortedUnit],
     version: &str,
-    (interval, partition, partitions, rows): &EncodeJob,
+    job: &EncodeJob,
 ) -> Result<(SegmentRecord, Duration), BatchError> {
-    let (interval, partition, partitions) = (*interval, *partition, *partitions);
+    let EncodeJob { interval, partition, partitions, .. } = *job;
     let started = Instant::now();
     let data_source = spec.data_source.as_str();
     let id = segment_id(data_source, interval, version, partition);
-    let bytes = encode_index_rows(index, ranks, rows, interval, version, partition)?;
+    let pieces: Vec<IndexRows<'_>> = job
+        .pieces
+        .iter()
+        .map(|(unit, rows)| IndexRows { index: &units[*unit].index, ranks: &units[*unit].ranks, rows })
+        .collect();
+    let bytes = encode_index_pieces(&pieces, interval, version, partition)?;
     let encoded = started.elapsed();
     let path = SegmentPath::new(spec.data_source.clone(), interval.start, interval.end, version, partition)
         .map_err(|e| BatchError::InvalidRequest(e.to_string()))?
@@ -630,7 +805,7 @@ fn encode_one(
     handle.block_on(storage.put_create(&path, bytes))?;
     debug!(
         id,
-        rows = rows.len(),
+        rows = job.rows(),
         encode_seconds = encoded.as_secs_f64(),
         write_seconds = (started.elapsed() - encoded).as_secs_f64(),
         "Wrote a segment."
@@ -642,7 +817,7 @@ fn encode_one(
         version: version.to_string(),
         partition,
         partitions,
-        rows: rows.len() as u64,
+        rows: job.rows() as u64,
         bytes: size,
         path: Some(path),
         origin: Origin::Batch,
@@ -755,8 +930,11 @@ fn check_unchanged(
 mod tests {
     use std::io::Write;
 
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+    use arrow::record_batch::RecordBatch;
     use common::catalog::Visibility;
-    use common::segment::read_segment;
+    use common::segment::{SegmentDescription, read_segment};
     use common::spec::load_specs;
     use flate2::Compression;
     use flate2::write::GzEncoder;
@@ -769,7 +947,12 @@ mod tests {
     const DAY: i64 = 1_377_907_200_000;
 
     fn spec(tuning: serde_json::Value) -> DataSourceSpec {
-        let spec = json!({
+        spec_with(tuning, |_| {})
+    }
+
+    /// The test spec, its dataSchema changed by `patch`.
+    fn spec_with(tuning: serde_json::Value, patch: impl FnOnce(&mut serde_json::Value)) -> DataSourceSpec {
+        let mut spec = json!({
             "type": "kafka",
             "spec": {
                 "dataSchema": {
@@ -782,7 +965,12 @@ mod tests {
                 "tuningConfig": tuning
             }
         });
+        patch(&mut spec["spec"]["dataSchema"]);
         load_specs(&spec.to_string(), "test").unwrap().specs.remove(0)
+    }
+
+    fn with_query_granularity(query: &str) -> DataSourceSpec {
+        spec_with(json!({}), |s| s["granularitySpec"]["queryGranularity"] = json!(query))
     }
 
     fn gzip(text: &str) -> Bytes {
@@ -816,6 +1004,48 @@ mod tests {
             threads: 2,
             progress: false,
         }
+    }
+
+    /// Every visible segment's description and rows, in interval then partition order.
+    async fn visible_segments(storage: &DeepStorage) -> Vec<(SegmentDescription, RecordBatch)> {
+        let state = Catalog::new(storage.clone(), layouts::DataSourceName::new("wiki").unwrap())
+            .load()
+            .await
+            .unwrap();
+        let mut segments = Vec::new();
+        for chunk in state.timeline().chunks() {
+            let mut records: Vec<&SegmentRecord> =
+                chunk.segments.iter().filter(|s| !s.is_tombstone()).collect();
+            records.sort_by_key(|s| s.partition);
+            for record in records {
+                let bytes = storage.get(record.path.as_ref().unwrap()).await.unwrap();
+                let (description, batches) = read_segment(bytes, &record.id).unwrap();
+                let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+                segments.push((description, batch));
+            }
+        }
+        segments
+    }
+
+    /// A column of a segment as strings (null as None).
+    fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+        let column = batch.column_by_name(column).unwrap();
+        let utf8 = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+        utf8.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    /// (time, page, count) of every visible row, in file order.
+    async fn visible_rows(storage: &DeepStorage) -> Vec<(i64, String, i64)> {
+        let mut rows = Vec::new();
+        for (_, batch) in visible_segments(storage).await {
+            let times = batch.column_by_name("__time").unwrap().as_primitive::<TimestampMillisecondType>();
+            let counts = batch.column_by_name("count").unwrap().as_primitive::<Int64Type>();
+            let pages = strings(&batch, "page");
+            for (r, page) in pages.into_iter().enumerate() {
+                rows.push((times.value(r), page.unwrap(), counts.value(r)));
+            }
+        }
+        rows
     }
 
     async fn visible_count(storage: &DeepStorage) -> i64 {
@@ -1001,5 +1231,126 @@ mod tests {
         // An interval that never had data gets no tombstone.
         let report = reindex(&storage, &spec, options("2013-09-05/P1D")).await.unwrap();
         assert!(!report.intervals[0].tombstone);
+    }
+
+    /// Each file's unit under a day-segment spec of `query` granularity, for files of `hours`.
+    fn units(query: &str, hours: &[i64]) -> Vec<usize> {
+        let files: Vec<RawInput> = hours
+            .iter()
+            .enumerate()
+            .map(|(i, hour)| RawInput {
+                path: format!("f{i}"),
+                hour_start: DAY + hour * H,
+                size: 1,
+                e_tag: None,
+            })
+            .collect();
+        let (units, count) = units_of(&RollupSchema::new(&with_query_granularity(query)), &files);
+        assert_eq!(count, units.iter().max().map_or(0, |last| last + 1), "{query}: units {units:?}");
+        units
+    }
+
+    #[test]
+    fn files_share_a_unit_only_when_their_rows_can_fold_together() {
+        // Hours apart: each hour is a unit, numbered in time order; files of one hour share it.
+        assert_eq!(units("none", &[3, 1, 1, 2]), [2, 0, 0, 1]);
+        assert_eq!(units("fifteen_minute", &[0, 1]), [0, 1]);
+        assert_eq!(units("hour", &[0, 1, 30]), [0, 1, 2]);
+        // Coarser: the hours of one bucket share a unit.
+        assert_eq!(units("six_hour", &[0, 5, 6, 13]), [0, 0, 1, 2]);
+        assert_eq!(units("day", &[0, 23, 24, 30]), [0, 0, 1, 1]);
+        // `all` folds the rows of a segment (a day here) together.
+        assert_eq!(units("all", &[0, 23, 24]), [0, 0, 1]);
+    }
+
+    #[test]
+    fn consecutive_units_join_into_pieces_of_work_when_there_are_enough() {
+        let files: Vec<RawInput> = (0..26)
+            .map(|i| RawInput { path: format!("f{i}"), hour_start: DAY + (i % 24) * H, size: 1, e_tag: None })
+            .collect();
+        let hour_units = units("none", &(0..26).map(|i| i % 24).collect::<Vec<_>>());
+
+        // 24 hours, 2 threads: 8 pieces of 3 hours, the files of one hour (0 and 1) in one piece.
+        let (items, count) = work_items(&files, &hour_units, 24, 2);
+        assert_eq!(count, 8);
+        let hours =
+            |item: &WorkItem| -> Vec<i64> { item.files.iter().map(|f| (f.hour_start - DAY) / H).collect() };
+        assert_eq!(items.iter().map(|item| item.unit).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+        assert_eq!(hours(&items[0]), [0, 0, 1, 1, 2]);
+        assert_eq!(hours(&items[7]), [21, 22, 23]);
+
+        // Fewer units than two per thread: a piece per file, of the unit it was in.
+        let day_units = units("day", &(0..26).map(|i| i % 24).collect::<Vec<_>>());
+        let (items, count) = work_items(&files, &day_units, 1, 2);
+        assert_eq!((items.len(), count), (26, 1));
+        assert!(items.iter().all(|item| item.unit == 0 && item.files.len() == 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_fold_across_the_files_and_hours_of_one_query_granularity_bucket() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        put_file(&storage, 1, "a.json", Bytes::from(events(1, &["x", "y"]))).await;
+        put_file(&storage, 1, "b.json", Bytes::from(events(1, &["x"]))).await;
+        put_file(&storage, 5, "c.json", Bytes::from(events(5, &["z", "x"]))).await;
+        put_file(&storage, 24, "d.json", Bytes::from(events(24, &["x"]))).await;
+
+        // queryGranularity day: every event of a day and page is one row.
+        reindex(&storage, &with_query_granularity("day"), options("2013-08-31/P2D")).await.unwrap();
+        let day = |d: i64, page: &str, count| (DAY + d * 24 * H, page.to_string(), count);
+        assert_eq!(
+            visible_rows(&storage).await,
+            [day(0, "x", 3), day(0, "y", 1), day(0, "z", 1), day(1, "x", 1)]
+        );
+
+        // queryGranularity hour: the two files of hour 1 still fold together.
+        reindex(&storage, &spec(json!({})), options("2013-08-31/P2D")).await.unwrap();
+        let hour = |h: i64, page: &str, count| (DAY + h * H, page.to_string(), count);
+        assert_eq!(
+            visible_rows(&storage).await,
+            [hour(1, "x", 2), hour(1, "y", 1), hour(5, "x", 1), hour(5, "z", 1), hour(24, "x", 1)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn partitions_cut_inside_hours_keep_segment_order() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let pages = ["p6", "p5", "p4", "p3", "p2", "p1", "p0"];
+        // Four hours, so each of the two workers reads whole hours into indexes of their own.
+        for hour in [2, 0, 3, 1] {
+            put_file(&storage, hour, "seven.json", Bytes::from(events(hour, &pages))).await;
+        }
+        let report = reindex(&storage, &spec(json!({"maxRowsPerSegment": 10})), options("2013-08-31/P1D"))
+            .await
+            .unwrap();
+        assert_eq!((report.rows, report.intervals[0].partitions), (28, 3));
+        let segments = visible_segments(&storage).await;
+        let shape: Vec<(u32, usize)> = segments.iter().map(|(d, b)| (d.partition, b.num_rows())).collect();
+        assert_eq!(shape, [(0, 10), (1, 10), (2, 8)]);
+        let expected: Vec<(i64, String, i64)> =
+            (0..4).flat_map(|hour| (0..7).map(move |p| (DAY + hour * H, format!("p{p}"), 1))).collect();
+        assert_eq!(visible_rows(&storage).await, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn discovered_dimensions_of_different_hours_share_one_file() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let event = |hour: i64, field: &str| {
+            format!("{{\"ts\": {}, \"{field}\": \"{hour}\", \"added\": 1}}\n", DAY + hour * H)
+        };
+        put_file(&storage, 0, "a.json", Bytes::from(event(0, "a") + &event(0, "c"))).await;
+        put_file(&storage, 1, "b.json", Bytes::from(event(1, "b"))).await;
+        let spec = spec_with(json!({}), |s| s["dimensionsSpec"] = json!({"dimensions": []}));
+        reindex(&storage, &spec, options("2013-08-31/P1D")).await.unwrap();
+
+        let segments = visible_segments(&storage).await;
+        let [(description, batch)] = segments.as_slice() else { panic!("one segment: {segments:?}") };
+        let names: Vec<&str> = description.dimensions.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let column = |name| strings(batch, name);
+        let (zero, one) = (Some("0".to_string()), Some("1".to_string()));
+        // At one time, a null sorts first: the event without `a` comes before the one with it.
+        assert_eq!(column("a"), [None, zero.clone(), None]);
+        assert_eq!(column("b"), [None, None, one]);
+        assert_eq!(column("c"), [zero, None, None]);
     }
 }

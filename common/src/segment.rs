@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{DataType, Int32Type};
+use arrow::array::{ArrayRef, AsArray, new_null_array};
+use arrow::datatypes::{DataType, FieldRef, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -93,15 +93,28 @@ pub struct SegmentDescription {
     pub rollup: bool,
 }
 
-/// Encodes rows as a Parquet segment file. Row groups are encoded in parallel (on rayon's
-/// pool) and then written in order, so one large segment still uses every core. String
-/// dictionaries whose values are sorted and distinct (what [`encode_index_rows`] builds) keep
-/// their keys: their pages are written directly (see `sorted_strings`).
-pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> Result<Bytes, SegmentError> {
+/// Encodes rows as a Parquet segment file: the batches in order, each cut into row groups of
+/// at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches, so each batch may
+/// bring its own dictionaries). Every batch has the same schema. Row groups are encoded in
+/// parallel (on rayon's pool) and then written in order, so one large segment still uses
+/// every core. String dictionaries whose values are sorted and distinct (what
+/// [`encode_index_rows`] builds) keep their keys: their pages are written directly (see
+/// `sorted_strings`).
+pub fn write_segment(
+    batches: &[RecordBatch],
+    description: &SegmentDescription,
+) -> Result<Bytes, SegmentError> {
     let error = |e: &dyn std::fmt::Display| SegmentError::Format {
         id: description.id.clone(),
         message: e.to_string(),
     };
+    let Some(first) = batches.first() else {
+        return Err(error(&"a segment needs at least one batch, if only to give its schema"));
+    };
+    let schema = first.schema();
+    if let Some(other) = batches.iter().find(|b| b.schema() != schema) {
+        return Err(error(&format!("batches differ in schema: {schema} and {}", other.schema())));
+    }
     let json = serde_json::to_string(description).map_err(|e| error(&e))?;
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| error(&e))?))
@@ -116,40 +129,39 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
         ]))
         .build();
     // What ArrowWriter would embed: readers get back dictionary strings and the UTC zone.
-    add_encoded_arrow_schema_to_metadata(&batch.schema(), &mut props);
+    add_encoded_arrow_schema_to_metadata(&schema, &mut props);
     let props = Arc::new(props);
     let page_rows = props.data_page_row_count_limit();
     let parquet_schema = ArrowSchemaConverter::new()
         .with_coerce_types(props.coerce_types())
-        .convert(&batch.schema())
+        .convert(&schema)
         .map_err(|e| error(&e))?;
-    let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 4);
+    let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut buffer = Vec::with_capacity(memory / 4);
     let mut writer = SerializedFileWriter::new(&mut buffer, parquet_schema.root_schema_ptr(), props)
         .map_err(|e| error(&e))?;
-    let factory = ArrowRowGroupWriterFactory::new(&writer, batch.schema());
+    let factory = ArrowRowGroupWriterFactory::new(&writer, schema);
 
-    let sorted_strings: Vec<bool> = batch
-        .columns()
+    // (batch, whether each of its columns is a sorted string dictionary, first row, rows)
+    let sorted_strings: Vec<Vec<bool>> = batches.iter().map(sorted_string_columns).collect();
+    let groups: Vec<(&RecordBatch, &[bool], usize, usize)> = batches
         .iter()
-        .map(|column| match column.data_type() {
-            DataType::Dictionary(key, value) if **key == DataType::Int32 && **value == DataType::Utf8 => {
-                let values = column.as_dictionary::<Int32Type>().values().as_string::<i32>();
-                sorted_strings::is_sorted_dictionary(values)
-            }
-            _ => false,
+        .zip(&sorted_strings)
+        .flat_map(|(batch, sorted)| {
+            (0..batch.num_rows()).step_by(ROW_GROUP_ROWS).map(move |offset| {
+                (batch, sorted.as_slice(), offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset))
+            })
         })
         .collect();
-
-    let groups = batch.num_rows().div_ceil(ROW_GROUP_ROWS);
-    let encoded: Vec<Result<Vec<Chunk>, ParquetError>> = (0..groups)
+    let encoded: Vec<Result<Vec<Chunk>, ParquetError>> = groups
         .into_par_iter()
-        .map(|g| {
-            let offset = g * ROW_GROUP_ROWS;
-            let rows = batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset));
+        .enumerate()
+        .map(|(g, (batch, sorted_strings, offset, length))| {
+            let rows = batch.slice(offset, length);
             let mut writers = factory.create_column_writers(g)?.into_iter();
             let mut chunks = Vec::new();
             for ((field, column), &sorted) in
-                rows.schema().fields().iter().zip(rows.columns()).zip(&sorted_strings)
+                rows.schema().fields().iter().zip(rows.columns()).zip(sorted_strings)
             {
                 if sorted {
                     // A dictionary column is one leaf; its Arrow writer goes unused.
@@ -189,8 +201,34 @@ pub fn write_segment(batch: &RecordBatch, description: &SegmentDescription) -> R
     Ok(Bytes::from(buffer))
 }
 
+/// For each column of a batch, whether it is a string dictionary with sorted, distinct values.
+fn sorted_string_columns(batch: &RecordBatch) -> Vec<bool> {
+    batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Dictionary(key, value) if **key == DataType::Int32 && **value == DataType::Utf8 => {
+                let values = column.as_dictionary::<Int32Type>().values().as_string::<i32>();
+                sorted_strings::is_sorted_dictionary(values)
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// Some rows of a rollup index, in segment order, with the ranks their index was sorted by.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexRows<'a> {
+    /// The index holding the rows.
+    pub index: &'a RollupIndex,
+    /// The index's value ranks.
+    pub ranks: &'a Ranks,
+    /// Row numbers in the index.
+    pub rows: &'a [u32],
+}
+
 /// Encodes some rows of an index (in the order given) as the segment file of one partition of
-/// (interval, version); the batch indexer and the stream's checkpoint both write through here.
+/// (interval, version); the stream's checkpoint writes through here.
 pub fn encode_index_rows(
     index: &RollupIndex,
     ranks: &Ranks,
@@ -199,12 +237,38 @@ pub fn encode_index_rows(
     version: &str,
     partition: u32,
 ) -> Result<Bytes, SegmentError> {
-    let spec = index.schema().spec();
-    let data_source = spec.data_source.as_str();
-    let (batch, dimensions) = index.record_batch(rows, ranks);
+    encode_index_pieces(&[IndexRows { index, ranks, rows }], interval, version, partition)
+}
+
+/// Encodes the rows of several indexes of one dataSource, one piece after the other, as the
+/// segment file of one partition of (interval, version): how the batch indexer writes the
+/// indexes it built hour by hour. The pieces must already be in segment order (each piece
+/// sorted, and every row of a piece sorting before every row of the next); each piece becomes
+/// row groups of its own, with its own dictionaries. The file has every dimension a piece
+/// wrote; where a piece has no value of one (a schemaless dimension), it is null.
+pub fn encode_index_pieces(
+    pieces: &[IndexRows<'_>],
+    interval: Interval,
+    version: &str,
+    partition: u32,
+) -> Result<Bytes, SegmentError> {
+    let id = || {
+        let data_source = pieces.first().map_or("", |p| p.index.schema().spec().data_source.as_str());
+        segment_id(data_source, interval, version, partition)
+    };
+    let Some(first) = pieces.first() else {
+        return Err(SegmentError::Format {
+            id: id(),
+            message: "a segment needs rows of an index".to_string(),
+        });
+    };
+    let spec = first.index.schema().spec();
+    let built: Vec<(RecordBatch, Vec<DimensionSpec>)> =
+        pieces.par_iter().map(|p| p.index.record_batch(p.rows, p.ranks)).collect();
+    let (batches, dimensions) = with_every_dimension(built, spec.dimensions.is_schemaless());
     let description = SegmentDescription {
-        id: segment_id(data_source, interval, version, partition),
-        data_source: data_source.to_string(),
+        id: id(),
+        data_source: spec.data_source.to_string(),
         interval: interval.to_string(),
         version: version.to_string(),
         partition,
@@ -213,7 +277,55 @@ pub fn encode_index_rows(
         query_granularity: spec.granularity.query.name().to_string(),
         rollup: spec.granularity.rollup,
     };
-    write_segment(&batch, &description)
+    write_segment(&batches, &description)
+}
+
+/// Gives batches built from different indexes one schema: every dimension any of them has (in
+/// name order when discovered, as a schemaless index orders them), all-null where a batch has
+/// none. Batches from indexes of a declared dimension list already agree.
+fn with_every_dimension(
+    built: Vec<(RecordBatch, Vec<DimensionSpec>)>,
+    schemaless: bool,
+) -> (Vec<RecordBatch>, Vec<DimensionSpec>) {
+    let mut dimensions: Vec<(DimensionSpec, FieldRef)> = Vec::new();
+    for (batch, written) in &built {
+        for (d, dimension) in written.iter().enumerate() {
+            if !dimensions.iter().any(|(known, _)| known.name == dimension.name) {
+                // Column 0 is the time; the dimensions follow in the order written.
+                dimensions.push((dimension.clone(), batch.schema().field(d + 1).clone().into()));
+            }
+        }
+    }
+    if schemaless {
+        dimensions.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    }
+    let specs: Vec<DimensionSpec> = dimensions.iter().map(|(spec, _)| spec.clone()).collect();
+    if built.iter().all(|(_, written)| *written == specs) {
+        return (built.into_iter().map(|(batch, _)| batch).collect(), specs);
+    }
+    let batches = built
+        .into_iter()
+        .map(|(batch, written)| {
+            let rows = batch.num_rows();
+            let metrics = batch.num_columns() - 1 - written.len();
+            let schema = batch.schema();
+            let mut fields: Vec<FieldRef> = vec![schema.fields()[0].clone()];
+            let mut columns: Vec<ArrayRef> = vec![batch.column(0).clone()];
+            for (spec, field) in &dimensions {
+                fields.push(field.clone());
+                columns.push(match written.iter().position(|w| w.name == spec.name) {
+                    Some(d) => batch.column(d + 1).clone(),
+                    None => new_null_array(field.data_type(), rows),
+                });
+            }
+            let first_metric = batch.num_columns() - metrics;
+            fields.extend(schema.fields()[first_metric..].iter().cloned());
+            columns.extend(batch.columns()[first_metric..].iter().cloned());
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+                .expect("columns match the fields by construction")
+        })
+        .collect();
+    (batches, specs)
 }
 
 /// The description braid wrote into a segment file's footer.
@@ -242,8 +354,8 @@ pub fn read_segment(
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, ArrayRef, DictionaryArray, Int32Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
+    use arrow::array::{Array, DictionaryArray, Int32Array, StringArray};
+    use arrow::datatypes::Field;
     use parquet::arrow::arrow_reader::ArrowReaderOptions;
     use parquet::file::metadata::PageIndexPolicy;
     use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -316,7 +428,7 @@ mod tests {
     #[test]
     fn string_dimensions_read_back_as_written_with_their_statistics() {
         let batch = batch();
-        let bytes = write_segment(&batch, &description()).unwrap();
+        let bytes = write_segment(std::slice::from_ref(&batch), &description()).unwrap();
 
         let (_, read) = read_segment(bytes.clone(), "test").unwrap();
         let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
