@@ -37,11 +37,6 @@ impl RowKeys {
         Self { widths, offsets, row_bytes, rows: 0, bytes: Vec::new() }
     }
 
-    /// Number of dimensions a row has an id for.
-    pub(super) fn dims(&self) -> usize {
-        self.widths.len()
-    }
-
     /// Makes every id of `key` fit, adding dimensions it has beyond ours and widening those
     /// whose id is too large; every row is packed again then. Returns whether rows were packed
     /// again (their bytes, and so their hashes, changed).
@@ -56,14 +51,22 @@ impl RowKeys {
         for (width, &id) in widths.iter_mut().zip(key) {
             *width = (*width).max(width_of(id));
         }
+        // Ids are little-endian: an id's bytes, copied to the start of a wider zeroed field,
+        // are the same id. Dimensions that are new stay zero, null.
         let mut repacked = Self::with_widths(widths);
-        repacked.bytes.reserve(self.rows * repacked.row_bytes);
-        let mut ids = vec![0; repacked.dims()];
-        let mut packed = Vec::new();
-        for row in 0..self.rows {
-            self.unpack(row, &mut ids);
-            repacked.pack(&ids, &mut packed);
-            repacked.push(&packed);
+        repacked.bytes = vec![0; self.rows * repacked.row_bytes];
+        repacked.rows = self.rows;
+        if self.row_bytes > 0 {
+            let rows = self
+                .bytes
+                .chunks_exact(self.row_bytes)
+                .zip(repacked.bytes.chunks_exact_mut(repacked.row_bytes));
+            for (old, new) in rows {
+                for ((&from, &to), &width) in self.offsets.iter().zip(&repacked.offsets).zip(&self.widths) {
+                    let width = usize::from(width);
+                    new[to..to + width].copy_from_slice(&old[from..from + width]);
+                }
+            }
         }
         *self = repacked;
         true
