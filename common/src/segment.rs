@@ -142,8 +142,8 @@ pub fn write_segment(
         .map_err(|e| error(&e))?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, schema);
 
-    // (batch, whether each of its columns is a sorted string dictionary, first row, rows)
     let sorted_strings: Vec<Vec<bool>> = batches.iter().map(sorted_string_columns).collect();
+    // (batch, whether each of its columns is a sorted string dictionary, first row, rows)
     let groups: Vec<(&RecordBatch, &[bool], usize, usize)> = batches
         .iter()
         .zip(&sorted_strings)
@@ -423,6 +423,27 @@ mod tests {
             Field::new("plain", DataType::Utf8, false),
         ]);
         RecordBatch::try_new(Arc::new(schema), vec![page, flag, never, unsorted, plain]).unwrap()
+    }
+
+    #[test]
+    fn each_batch_starts_a_row_group_and_batches_must_agree_on_their_schema() {
+        let batch = batch();
+        let pieces = [batch.slice(0, 1000), batch.slice(1000, ROWS - 1000)];
+        let bytes = write_segment(&pieces, &description()).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+        let sizes: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(sizes, [1000, ROW_GROUP_ROWS as i64, (ROWS - 1000 - ROW_GROUP_ROWS) as i64]);
+        let (_, read) = read_segment(bytes, "test").unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            assert_eq!(strings(read.column(i)), strings(batch.column(i)), "{}", field.name());
+        }
+
+        let narrower = batch.project(&[0, 1]).unwrap();
+        let error = write_segment(&[batch, narrower], &description()).unwrap_err().to_string();
+        assert!(error.contains("test_segment") && error.contains("differ in schema"), "{error}");
+        let error = write_segment(&[], &description()).unwrap_err().to_string();
+        assert!(error.contains("at least one batch"), "{error}");
     }
 
     #[test]
