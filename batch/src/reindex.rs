@@ -1,9 +1,10 @@
 //! `braid batch reindex`: rebuild the segments of an interval from the raw archive and publish
 //! them in one commit that overshadows every older version.
 //!
-//! Work splits by raw file: each worker thread takes the next file (largest first) and streams
-//! it through gzip into a rollup index of the file's unit: its hour, when queryGranularity keeps
-//! hours apart (`none` up to `hour`), else the hours whose rows can fold together. Units share
+//! Work splits by raw file: each worker thread takes the next piece of work (largest first) and
+//! streams its files through gzip into a rollup index of their unit: an hour, when
+//! queryGranularity keeps hours apart (`none` up to `hour`), else the hours whose rows can fold
+//! together. Units share
 //! no row, so each is sorted on its own, in parallel, and a segment's rows are its units'
 //! sorted rows one after the other, each unit's becoming row groups of their own. (A unit that
 //! two workers read parts of is merged first.) Segments are encoded in parallel and written
@@ -118,7 +119,7 @@ fn hour_at(start: Millis) -> Interval {
 }
 
 /// A raw file to read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct RawInput {
     path: String,
     hour_start: Millis,
@@ -204,8 +205,7 @@ async fn run_reindex(
             .map_err(|e| BatchError::Internal(format!("cannot start worker threads: {e}")))?,
     );
     let phase = Instant::now();
-    let (file_units, unit_count) = units_of(&schema, &files);
-    let (work, unit_count) = work_items(&files, &file_units, unit_count, options.threads);
+    let (work, unit_count) = work_items(&schema, &files, options.threads);
     let (indexes, stats, rejects) = read_all(storage, &schema, work, unit_count, &options).await?;
     let rows: usize = indexes.iter().flatten().map(RollupIndex::rows).sum();
     info!(rows, units = unit_count, seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
@@ -451,7 +451,7 @@ fn units_of(schema: &RollupSchema, files: &[RawInput]) -> (Vec<usize>, usize) {
 const WORK_PER_THREAD: usize = 4;
 
 /// Raw files one worker reads in turn into one index of their unit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct WorkItem {
     unit: usize,
     files: Vec<RawInput>,
@@ -469,18 +469,14 @@ impl WorkItem {
 /// With fewer (a coarse queryGranularity makes a day one unit), each file is a piece, and the
 /// indexes workers build of one unit are merged. Returns the pieces and the number of units,
 /// numbered anew when joined.
-fn work_items(
-    files: &[RawInput],
-    file_units: &[usize],
-    units: usize,
-    threads: usize,
-) -> (Vec<WorkItem>, usize) {
+fn work_items(schema: &RollupSchema, files: &[RawInput], threads: usize) -> (Vec<WorkItem>, usize) {
+    let (file_units, units) = units_of(schema, files);
     let threads = threads.max(1);
     if units < 2 * threads {
         let items = files
             .iter()
             .zip(file_units)
-            .map(|(file, &unit)| WorkItem { unit, files: vec![file.clone()] })
+            .map(|(file, unit)| WorkItem { unit, files: vec![file.clone()] })
             .collect();
         return (items, units);
     }
@@ -1268,10 +1264,10 @@ mod tests {
         let files: Vec<RawInput> = (0..26)
             .map(|i| RawInput { path: format!("f{i}"), hour_start: DAY + (i % 24) * H, size: 1, e_tag: None })
             .collect();
-        let hour_units = units("none", &(0..26).map(|i| i % 24).collect::<Vec<_>>());
+        let schema = |query| RollupSchema::new(&with_query_granularity(query));
 
         // 24 hours, 2 threads: 8 pieces of 3 hours, the files of one hour (0 and 1) in one piece.
-        let (items, count) = work_items(&files, &hour_units, 24, 2);
+        let (items, count) = work_items(&schema("none"), &files, 2);
         assert_eq!(count, 8);
         let hours =
             |item: &WorkItem| -> Vec<i64> { item.files.iter().map(|f| (f.hour_start - DAY) / H).collect() };
@@ -1280,8 +1276,7 @@ mod tests {
         assert_eq!(hours(&items[7]), [21, 22, 23]);
 
         // Fewer units than two per thread: a piece per file, of the unit it was in.
-        let day_units = units("day", &(0..26).map(|i| i % 24).collect::<Vec<_>>());
-        let (items, count) = work_items(&files, &day_units, 1, 2);
+        let (items, count) = work_items(&schema("day"), &files, 2);
         assert_eq!((items.len(), count), (26, 1));
         assert!(items.iter().all(|item| item.unit == 0 && item.files.len() == 1));
     }

@@ -252,22 +252,19 @@ pub fn encode_index_pieces(
     version: &str,
     partition: u32,
 ) -> Result<Bytes, SegmentError> {
-    let id = || {
-        let data_source = pieces.first().map_or("", |p| p.index.schema().spec().data_source.as_str());
-        segment_id(data_source, interval, version, partition)
-    };
     let Some(first) = pieces.first() else {
         return Err(SegmentError::Format {
-            id: id(),
+            id: format!("partition {partition} of {interval}, version {version}"),
             message: "a segment needs rows of an index".to_string(),
         });
     };
     let spec = first.index.schema().spec();
+    let id = segment_id(spec.data_source.as_str(), interval, version, partition);
     let built: Vec<(RecordBatch, Vec<DimensionSpec>)> =
         pieces.par_iter().map(|p| p.index.record_batch(p.rows, p.ranks)).collect();
     let (batches, dimensions) = with_every_dimension(built, spec.dimensions.is_schemaless());
     let description = SegmentDescription {
-        id: id(),
+        id,
         data_source: spec.data_source.to_string(),
         interval: interval.to_string(),
         version: version.to_string(),
@@ -307,7 +304,6 @@ fn with_every_dimension(
         .into_iter()
         .map(|(batch, written)| {
             let rows = batch.num_rows();
-            let metrics = batch.num_columns() - 1 - written.len();
             let schema = batch.schema();
             let mut fields: Vec<FieldRef> = vec![schema.fields()[0].clone()];
             let mut columns: Vec<ArrayRef> = vec![batch.column(0).clone()];
@@ -318,7 +314,7 @@ fn with_every_dimension(
                     None => new_null_array(field.data_type(), rows),
                 });
             }
-            let first_metric = batch.num_columns() - metrics;
+            let first_metric = 1 + written.len();
             fields.extend(schema.fields()[first_metric..].iter().cloned());
             columns.extend(batch.columns()[first_metric..].iter().cloned());
             RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
