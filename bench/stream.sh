@@ -36,11 +36,11 @@
 # - Memory per rollup row. Rows only pile up undisturbed until the first checkpoint (at the
 #   latest after 256 MiB of raw text), so the no-limits runs take the growth of the daemon's RSS
 #   over the growth of ingest_rows_in_memory between the first sample and the last one before a
-#   checkpoint could have started. That includes the raw archive buffer (every consumed message,
-#   gzip level 1, held until the checkpoint); its share is estimated by compressing the same
-#   lines the same way. At the same sample, the daemon's own count of the bytes its rollup rows
-#   take (ingest_bytes_in_memory: columns, rollup table, dictionaries) and of the archive buffer
-#   (ingest_archive_buffer_bytes), per row. The rows in memory and RSS at the end of each run are
+#   checkpoint could have started. That includes the raw archive buffer (consumed messages,
+#   gzip level 1, of which the daemon holds at most maxArchiveBytesInMemory, 8 MiB by default,
+#   writing the rest ahead of the checkpoint). At the same sample, the daemon's own count of
+#   the bytes its rollup rows take (ingest_bytes_in_memory: columns, rollup table,
+#   dictionaries) and of the archive buffer (ingest_archive_buffer_bytes), per row. The rows in memory and RSS at the end of each run are
 #   shown too.
 # - Freshness. On the last daemon of each of FRESHNESS_CONFIGS, caught up, FRESHNESS single
 #   events are produced one at a time (at most 20/s), stamped in a day no other event falls in;
@@ -115,7 +115,6 @@ done
 echo "producing $EVENTS events to tansu ($PARTITIONS partitions)..." >&2
 $BENCH produce --bootstrap "$BOOTSTRAP" --topic "$TOPIC" --input "$DATA/input" --out "$RUN/produced.json"
 RAW_BYTES=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['raw_bytes'])" "$RUN/produced.json")
-ARCHIVE_PER_EVENT=$($BENCH archive-estimate --input "$DATA/input")
 
 # The spec of a configuration: the example with this broker, the generator's dimensions and, for
 # no-limits, limits far away.
@@ -197,5 +196,5 @@ for entry in $CONFIGS; do
   REPORT+=("$config=$files")
 done
 
-$BENCH report --produced "$RUN/produced.json" --archive-bytes-per-event "$ARCHIVE_PER_EVENT" \
+$BENCH report --produced "$RUN/produced.json" \
   "${FRESH[@]}" "${REPORT[@]}"

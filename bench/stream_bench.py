@@ -17,9 +17,9 @@ ingest     Watches a running `braid stream` until it has consumed the expected n
            RSS growth over the row growth between its first sample and the last one before a
            checkpoint can have started (before 90% of the events that make 256 MiB of raw
            text, and before ingest_checkpoints_total moves), and also the least-squares slope
-           of RSS over rows across those samples. Both include the raw archive buffer (every
-           consumed message, gzip level 1, held until the checkpoint), which is estimated
-           separately by compressing the same lines at the same level.
+           of RSS over rows across those samples. Both include the raw archive buffer
+           (consumed messages, gzip level 1, at most maxArchiveBytesInMemory of them held
+           until the checkpoint; the rest are written ahead of it).
 freshness  With the daemon caught up, produces COUNT single events, one at a time, stamped in a
            day no other event falls in, and after each one polls a timeseries count over that
            day on one keep-alive HTTP connection, back to back, until the count goes up. The
@@ -39,7 +39,6 @@ import statistics
 import sys
 import time
 import urllib.parse
-import zlib
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -106,20 +105,6 @@ def produce(args):
         json.dump(result, f)
     if failed or left or delivered[0] != sent:
         sys.exit(f"produce: {len(failed)} failed ({failed[:3]}), {left} undelivered")
-
-
-def archive_estimate(args):
-    """Bytes per event of the raw archive buffer: the same lines at gzip level 1, one stream per
-    hour file (the daemon keeps one per partition and hour, so a little more header overhead)."""
-    lines = compressed = 0
-    for path in input_files(args.input)[: args.files]:
-        comp = zlib.compressobj(1, zlib.DEFLATED, 31)
-        with gzip.open(path, "rb") as f:
-            for line in f:
-                compressed += len(comp.compress(line))
-                lines += 1
-        compressed += len(comp.flush())
-    return compressed / lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +368,6 @@ def freshness(args):
 
 def report(args):
     produced = json.load(open(args.produced))
-    archive = args.archive_bytes_per_event
     print()
     print(f"braid stream, {produced['sent']:,} events ({produced['raw_bytes'] / produced['sent']:.0f} B of JSON each) "
           f"from a tansu broker on loopback, {os.cpu_count()} cores")
@@ -423,8 +407,6 @@ def report(args):
                   f"RSS {m('rss') / 2**20:,.0f} MiB")
             print(f"  {'memory per rollup row':<38}{m('bytes_per_row'):>14,.0f} B/row (RSS growth / row growth; "
                   f"slope {statistics.median(slopes) if slopes else float('nan'):,.0f} B/row)   target < 200")
-            print(f"  {'  of which raw archive buffer (est.)':<38}{archive * m('events') / m('rows'):>14,.0f} B/row "
-                  f"(gzip level 1 of the same lines)")
             counted = [x for x in mems if x.get("index_bytes_per_row")]
             if counted:
                 c = lambda key: statistics.median(x[key] for x in counted)  # noqa: E731
@@ -452,9 +434,6 @@ def main():
     p.add_argument("--topic", required=True)
     p.add_argument("--input", required=True)
     p.add_argument("--out", required=True)
-    p = sub.add_parser("archive-estimate")
-    p.add_argument("--input", required=True)
-    p.add_argument("--files", type=int, default=2)
     p = sub.add_parser("ingest")
     p.add_argument("--url", required=True)
     p.add_argument("--pid", type=int, required=True)
@@ -480,14 +459,10 @@ def main():
     p.add_argument("--out", required=True)
     p = sub.add_parser("report")
     p.add_argument("--produced", required=True)
-    p.add_argument("--archive-bytes-per-event", type=float, required=True)
     p.add_argument("--freshness", action="append", help="NAME=freshness.json")
     p.add_argument("configs", nargs="+", help="NAME=run1.json,run2.json,...")
     args = parser.parse_args()
-    if args.command == "archive-estimate":
-        print(f"{archive_estimate(args):.1f}")
-    else:
-        {"produce": produce, "ingest": ingest, "freshness": freshness, "report": report}[args.command](args)
+    {"produce": produce, "ingest": ingest, "freshness": freshness, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

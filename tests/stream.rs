@@ -252,10 +252,63 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
     assert_eq!(published_totals(&deep), (2_600, expected_added(2_600)));
 }
 
-/// The daemon is killed with SIGKILL at pseudo-random moments (consuming, writing segments,
-/// committing: checkpoints run every 200 ms and every 300 rows) while events keep arriving,
-/// and restarted each time. In the end every event counts exactly once, in the segments and in
-/// the committed raw archive.
+/// Raw files under `deep/raw`, relative to `deep`.
+fn raw_files(deep: &Path) -> Vec<String> {
+    fn walk(dir: &Path, deep: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, deep, found);
+            } else if path.to_string_lossy().ends_with(".json.gz") {
+                found.push(path.strip_prefix(deep).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&deep.join("raw"), deep, &mut found);
+    found.sort();
+    found
+}
+
+/// When the raw archive holds `maxArchiveBytesInMemory`, its largest parts are written to
+/// deep storage at once instead of waiting in memory for the checkpoint; nothing reads them
+/// until the checkpoint commits them with the rest, and then every event is in exactly one
+/// committed part.
+#[test]
+fn raw_parts_are_written_ahead_and_committed_by_the_next_checkpoint() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec = write_spec(
+        dir.path(),
+        &bootstrap,
+        json!({"checkpointPeriod": "PT10M", "maxArchiveBytesInMemory": 4096}),
+    );
+    produce(&bootstrap, 0..3_000, &[]);
+    let daemon = start_stream(&deep, Some(&spec), dir.path().join("stream.log"));
+    daemon.wait_for_events(3_000);
+    // About 200 KiB of events in 2 partitions and 3 hours: dozens of parts written ahead.
+    let started = Instant::now();
+    while raw_files(&deep).len() < 20 {
+        assert!(started.elapsed() < Duration::from_secs(20), "parts written ahead: {:?}", raw_files(&deep));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let state = catalog_state(&deep);
+    assert!(state.raw_parts.is_empty() && state.offsets.is_empty(), "nothing is committed yet: {state:?}");
+
+    assert!(daemon.terminate().success());
+    assert_eq!(published_totals(&deep), (3_000, expected_added(3_000)));
+    assert_eq!(committed_raw_lines(&deep), 3_000);
+    let committed: Vec<String> = catalog_state(&deep).raw_parts.into_iter().collect();
+    assert_eq!(committed, raw_files(&deep), "every file written ahead is committed");
+}
+
+/// The daemon is killed with SIGKILL at pseudo-random moments (consuming, writing raw parts
+/// ahead, writing segments, committing: checkpoints run every 200 ms and every 300 rows, raw
+/// parts are written ahead every few kilobytes) while events keep arriving, and restarted
+/// each time. In the end every event counts exactly once, in the segments and in the
+/// committed raw archive.
 #[test]
 fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     const ROUNDS: u64 = 8;
@@ -264,8 +317,11 @@ fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     let bootstrap = broker.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let deep = dir.path().join("deep");
-    let spec =
-        write_spec(dir.path(), &bootstrap, json!({"maxRowsInMemory": 300, "checkpointPeriod": "PT0.2S"}));
+    let spec = write_spec(
+        dir.path(),
+        &bootstrap,
+        json!({"maxRowsInMemory": 300, "checkpointPeriod": "PT0.2S", "maxArchiveBytesInMemory": 4096}),
+    );
     let log = dir.path().join("stream.log");
     let mut random: u64 = 0x2545_f491_4f6c_dd1d;
     for round in 0..ROUNDS {

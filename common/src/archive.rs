@@ -63,6 +63,8 @@ impl GzipCompressor {
 #[derive(Debug, Default)]
 pub struct GzipLines {
     members: Vec<Box<[u8]>>,
+    /// Bytes of the compressed members.
+    member_bytes: usize,
     pending: Vec<u8>,
 }
 
@@ -99,7 +101,9 @@ impl GzipLines {
     /// [`GzipLines::MEMBER_BYTES`] (a longer line makes a member of its own).
     fn make_room(&mut self, bytes: usize, compressor: &mut GzipCompressor) {
         if !self.pending.is_empty() && self.pending.len() + bytes > Self::MEMBER_BYTES {
-            self.members.push(compressor.member(&self.pending));
+            let member = compressor.member(&self.pending);
+            self.member_bytes += member.len();
+            self.members.push(member);
             self.pending.clear();
         }
         if self.pending.capacity() == 0 {
@@ -107,11 +111,14 @@ impl GzipLines {
         }
     }
 
+    /// Bytes of the compressed members and of the lines not compressed yet.
+    pub fn bytes(&self) -> usize {
+        self.member_bytes + self.pending.len()
+    }
+
     /// Bytes the compressed members and the pending lines take in memory.
     pub fn allocated_bytes(&self) -> usize {
-        self.members.iter().map(|m| m.len()).sum::<usize>()
-            + self.members.capacity() * size_of::<Box<[u8]>>()
-            + self.pending.capacity()
+        self.member_bytes + self.members.capacity() * size_of::<Box<[u8]>>() + self.pending.capacity()
     }
 
     /// The gzip file's bytes (one empty member when no line was added).

@@ -208,6 +208,9 @@ pub struct TuningConfig {
     pub window_period: Option<Period>,
     /// Unparseable events tolerated before the stream stops; none means unlimited.
     pub max_parse_exceptions: Option<u64>,
+    /// Bytes the stream's raw archive may hold in memory (compressed) before it writes its
+    /// largest parts to deep storage ahead of the checkpoint that commits them.
+    pub max_archive_bytes_in_memory: u64,
 }
 
 /// Druid's default for Kafka ingestion.
@@ -218,6 +221,11 @@ fn default_max_rows_in_memory() -> u64 {
 /// Druid's default for dynamic partitioning.
 fn default_max_rows_per_segment() -> u64 {
     5_000_000
+}
+
+/// 8 MiB of gzip, about 40 MiB of JSON events.
+fn default_max_archive_bytes_in_memory() -> u64 {
+    8 * 1024 * 1024
 }
 
 /// Druid's default intermediatePersistPeriod.
@@ -233,6 +241,7 @@ impl Default for TuningConfig {
             checkpoint_period: default_checkpoint_period(),
             window_period: None,
             max_parse_exceptions: None,
+            max_archive_bytes_in_memory: default_max_archive_bytes_in_memory(),
         }
     }
 }
@@ -814,6 +823,7 @@ impl<'s> Loader<'s> {
         for (key, limit) in [
             ("maxRowsInMemory", &mut tuning.max_rows_in_memory),
             ("maxRowsPerSegment", &mut tuning.max_rows_per_segment),
+            ("maxArchiveBytesInMemory", &mut tuning.max_archive_bytes_in_memory),
         ] {
             match obj.opt_u64(self, key)? {
                 Some(0) => return Err(self.invalid(&obj.field(key), "must be at least 1, found 0")),
@@ -1152,6 +1162,16 @@ mod tests {
         let loaded = load(spec.clone()).unwrap();
         assert_eq!(loaded.specs[0].tuning.checkpoint_period.to_string(), "PT1M");
         assert_eq!(loaded.specs[0].tuning.max_rows_per_segment, 1000);
+        assert_eq!(loaded.specs[0].tuning.max_archive_bytes_in_memory, 8 * 1024 * 1024, "the default");
+        spec["spec"]["tuningConfig"]["maxArchiveBytesInMemory"] = json!(65536);
+        assert_eq!(load(spec.clone()).unwrap().specs[0].tuning.max_archive_bytes_in_memory, 65536);
+        spec["spec"]["tuningConfig"]["maxArchiveBytesInMemory"] = json!(0);
+        let err = error_of(spec.clone());
+        assert!(err.contains("tuningConfig.maxArchiveBytesInMemory") && err.contains("at least 1"), "{err}");
+        spec["spec"]["tuningConfig"]["maxArchiveBytesInMemory"] = json!("lots");
+        let err = error_of(spec.clone());
+        assert!(err.contains("maxArchiveBytesInMemory") && err.contains("non-negative integer"), "{err}");
+        spec["spec"]["tuningConfig"]["maxArchiveBytesInMemory"] = json!(65536);
         spec["spec"]["tuningConfig"]["checkpointPeriod"] = json!("P1M");
         assert!(error_of(spec.clone()).contains("fixed duration"));
         spec["spec"]["tuningConfig"]["checkpointPeriod"] = json!("PT1M");

@@ -33,6 +33,9 @@ pub const STREAM_VERSION: &str = "1970-01-01T00:00:00.000Z";
 /// Deep-storage writes a checkpoint runs at once.
 const CONCURRENT_WRITES: usize = 8;
 
+/// Writing raw parts the archive finished before the checkpoint that commits them.
+pub type WriteAhead = tokio::task::JoinHandle<Result<WrittenParts, StreamError>>;
+
 /// What a checkpoint commits.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -40,8 +43,19 @@ pub struct Checkpoint {
     pub index: Arc<RollupIndex>,
     /// Each consumed partition's offset move.
     pub moves: Vec<OffsetMove>,
-    /// The raw messages and rejects.
+    /// The raw messages and rejects still in memory.
     pub archive: StreamArchive,
+    /// The raw parts of these offsets already on their way to deep storage.
+    pub written_ahead: Vec<WriteAhead>,
+}
+
+/// Raw parts written to deep storage, not committed yet.
+#[derive(Debug, Default)]
+pub struct WrittenParts {
+    /// Their paths.
+    pub paths: Vec<String>,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// What a committed checkpoint did.
@@ -71,37 +85,25 @@ pub async fn checkpoint(
 ) -> Result<CheckpointReport, StreamError> {
     let started = Instant::now();
     let catalog = Catalog::new(storage.clone(), spec.data_source.clone());
-    let Checkpoint { index, moves, archive } = checkpoint;
+    let Checkpoint { index, moves, archive, written_ahead } = checkpoint;
     let (parts, rejects) = archive.finish();
-    let raw_parts = parts.len();
-    let mut bytes = 0;
-
-    let mut raw_paths = Vec::with_capacity(parts.len());
-    let mut writes = Vec::with_capacity(parts.len() + 1);
-    for part in parts {
-        let path = raw_part_path(spec, layout, &part)?;
-        raw_paths.push(path.clone());
-        bytes += part.gzip.len() as u64;
-        writes.push((path, Bytes::from(part.gzip)));
+    let WrittenParts { paths: mut raw_paths, mut bytes } =
+        write_raw_parts(storage, spec, layout, parts).await?;
+    for task in written_ahead {
+        let ahead = task
+            .await
+            .map_err(|e| StreamError::Internal(format!("writing raw parts ahead failed: {e}")))??;
+        raw_paths.extend(ahead.paths);
+        bytes += ahead.bytes;
     }
     if !rejects.is_empty() {
         let part = rejects_part(&rejects);
         let path = layouts::rejects_path(&spec.data_source, &format!("stream-{}.json.gz", part.content_hash))
             .map_err(|e| StreamError::Internal(e.to_string()))?;
         bytes += part.gzip.len() as u64;
-        writes.push((path, Bytes::from(part.gzip)));
+        create_all(storage, vec![(path, Bytes::from(part.gzip))]).await?;
     }
-    // A name already there holds these very bytes (see the archive module), so it stays.
-    futures::stream::iter(writes)
-        .map(|(path, body)| async move {
-            match storage.put_create(&path, body).await {
-                Ok(()) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .buffer_unordered(CONCURRENT_WRITES)
-        .try_collect::<Vec<()>>()
-        .await?;
+    let raw_parts = raw_paths.len();
 
     catalog.refresh(&mut state).await?;
     let segments = write_segments(storage, spec, &state, index).await?;
@@ -131,11 +133,45 @@ pub async fn checkpoint(
     Ok(CheckpointReport { seq: committed.seq, segments: segment_count, rows, raw_parts, bytes, state })
 }
 
-fn raw_part_path(
+/// Writes raw parts ahead of the checkpoint that commits them.
+pub async fn write_raw_parts(
+    storage: &DeepStorage,
     spec: &DataSourceSpec,
     layout: &RawLayout,
-    part: &StreamPart,
-) -> Result<String, StreamError> {
+    parts: Vec<StreamPart>,
+) -> Result<WrittenParts, StreamError> {
+    let writes =
+        parts.into_iter().map(|part| raw_part_write(spec, layout, part)).collect::<Result<Vec<_>, _>>()?;
+    let written = WrittenParts {
+        paths: writes.iter().map(|(path, _)| path.clone()).collect(),
+        bytes: writes.iter().map(|(_, body)| body.len() as u64).sum(),
+    };
+    create_all(storage, writes).await?;
+    Ok(written)
+}
+
+/// Creates the files, a few at a time. A name already there holds these very bytes (see the
+/// archive module), so it stays.
+async fn create_all(storage: &DeepStorage, writes: Vec<(String, Bytes)>) -> Result<(), StreamError> {
+    futures::stream::iter(writes)
+        .map(|(path, body)| async move {
+            match storage.put_create(&path, body).await {
+                Ok(()) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(CONCURRENT_WRITES)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// A raw part's path in the layout, and its bytes.
+fn raw_part_write(
+    spec: &DataSourceSpec,
+    layout: &RawLayout,
+    part: StreamPart,
+) -> Result<(String, Bytes), StreamError> {
     let name = RawFileName::StreamPart {
         partition: part.partition,
         start_offset: part.first_offset,
@@ -147,7 +183,7 @@ fn raw_part_path(
             part.hour_start
         )));
     }
-    Ok(layout.hour_file(&spec.data_source, part.hour_start, &name))
+    Ok((layout.hour_file(&spec.data_source, part.hour_start, &name), Bytes::from(part.gzip)))
 }
 
 /// Encodes and writes the hand-off's segments, each interval's rows split by
@@ -270,22 +306,89 @@ mod tests {
         offsets: std::ops::Range<i64>,
         expected_start: Option<i64>,
     ) -> Checkpoint {
+        handoff_in_parts_of(spec, offsets, expected_start, 1 << 20)
+    }
+
+    /// Messages of partition 0 at these offsets, six per hour, archived in parts of at most
+    /// `max_part_bytes`.
+    fn handoff_in_parts_of(
+        spec: &DataSourceSpec,
+        offsets: std::ops::Range<i64>,
+        expected_start: Option<i64>,
+        max_part_bytes: u64,
+    ) -> Checkpoint {
         let mut index = RollupIndex::new(common::rollup::RollupSchema::new(spec));
-        let mut archive = StreamArchive::default();
+        let mut archive = StreamArchive::new(max_part_bytes);
         for offset in offsets.clone() {
-            let line = format!(r#"{{"ts": {offset}, "page": "p{offset}"}}"#);
+            let line = message(offset);
             index.add(line.as_bytes()).unwrap();
-            archive.add(0, offset, offset, line.as_bytes());
+            archive.add(0, offset, offset * 600_000, line.as_bytes());
         }
         let moves = vec![OffsetMove { partition: 0, expected_start, end: offsets.end }];
-        Checkpoint { index: Arc::new(index), moves, archive }
+        Checkpoint { index: Arc::new(index), moves, archive, written_ahead: Vec::new() }
+    }
+
+    fn message(offset: i64) -> String {
+        format!(r#"{{"ts": {}, "page": "p{offset}"}}"#, offset * 600_000)
+    }
+
+    fn layout() -> RawLayout {
+        RawLayout::parse(RawLayout::DEFAULT_TEMPLATE).unwrap()
+    }
+
+    /// Every line of the raw parts the catalog commits.
+    async fn committed_lines(storage: &DeepStorage, state: &CatalogState) -> Vec<String> {
+        let mut lines = Vec::new();
+        for path in &state.raw_parts {
+            let gzip = storage.get(path).await.unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&gzip[..]), &mut text)
+                .unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+        lines
+    }
+
+    /// Parts finished early are written ahead; the checkpoint waits for those writes and
+    /// commits them with its own parts, so every message is in exactly one committed part. A
+    /// write ahead that failed fails the checkpoint, which then commits nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_parts_written_ahead_are_committed_by_their_checkpoint() {
+        let storage = DeepStorage::open("memory://").unwrap();
+        let (spec, layout) = (spec(), layout());
+        let mut handoff = handoff_in_parts_of(&spec, 0..40, None, 100);
+        let finished = handoff.archive.take_finished_parts();
+        assert!(finished.len() >= 6, "parts of most hours finished early: {finished:?}");
+        let ahead = {
+            let (storage, spec, layout) = (storage.clone(), spec.clone(), layout.clone());
+            tokio::spawn(async move { write_raw_parts(&storage, &spec, &layout, finished).await })
+        };
+        handoff.written_ahead.push(ahead);
+        let report = checkpoint(&storage, &spec, &layout, CatalogState::default(), handoff).await.unwrap();
+        assert_eq!(report.raw_parts, report.state.raw_parts.len());
+        assert!(report.raw_parts > 7, "parts written ahead and at the checkpoint");
+        let mut lines = committed_lines(&storage, &report.state).await;
+        let mut expected: Vec<String> = (0..40).map(message).collect();
+        lines.sort();
+        expected.sort();
+        assert_eq!(lines, expected);
+
+        let mut failing = handoff_in_parts_of(&spec, 40..50, Some(40), 100);
+        failing
+            .written_ahead
+            .push(tokio::spawn(async { Err(StreamError::Internal("deep storage is down".to_string())) }));
+        let err = checkpoint(&storage, &spec, &layout, report.state.clone(), failing).await.unwrap_err();
+        assert!(err.to_string().contains("deep storage is down"), "{err}");
+        let state = Catalog::new(storage.clone(), spec.data_source.clone()).load().await.unwrap();
+        assert_eq!((state.seq, state.offsets[&0]), (report.seq, 40));
+        assert_eq!(committed_lines(&storage, &state).await.len(), 40);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn checkpoints_append_partitions_and_the_offset_check_turns_a_stale_writer_away() {
         let storage = DeepStorage::open("memory://").unwrap();
         let spec = spec();
-        let layout = RawLayout::parse(RawLayout::DEFAULT_TEMPLATE).unwrap();
+        let layout = layout();
         let first = checkpoint(&storage, &spec, &layout, CatalogState::default(), handoff(&spec, 0..3, None))
             .await
             .unwrap();

@@ -13,7 +13,7 @@ use common::time::{Interval, Millis, Period};
 use tracing::warn;
 
 use crate::StreamError;
-use crate::archive::StreamArchive;
+use crate::archive::{StreamArchive, StreamPart};
 use crate::metrics::IngestMetrics;
 
 /// Unparseable events logged one by one per checkpoint; the rest are summed up.
@@ -94,6 +94,7 @@ pub struct Ingest {
     max_parse_exceptions: Option<u64>,
     metrics: Arc<IngestMetrics>,
     archive: StreamArchive,
+    max_archive_bytes_in_memory: u64,
     /// Each assigned partition's offset as the catalog holds it (after the commits made so far).
     committed: BTreeMap<i32, Option<i64>>,
     /// The next offset to consume, for partitions consumed since the last checkpoint.
@@ -118,7 +119,8 @@ impl Ingest {
             rejection: Rejection::from_spec(spec),
             max_parse_exceptions: spec.tuning.max_parse_exceptions,
             metrics,
-            archive: StreamArchive::default(),
+            archive: StreamArchive::new(spec.tuning.max_archive_bytes_in_memory),
+            max_archive_bytes_in_memory: spec.tuning.max_archive_bytes_in_memory,
             committed,
             next: BTreeMap::new(),
             rows_per_interval: HashMap::new(),
@@ -195,6 +197,12 @@ impl Ingest {
         self.archive.allocated_bytes()
     }
 
+    /// Raw archive parts finished since the last call to keep the archive's memory down, to be
+    /// written ahead of the checkpoint that commits them.
+    pub fn take_finished_raw_parts(&mut self) -> Vec<StreamPart> {
+        self.archive.take_finished_parts()
+    }
+
     /// Where each partition starts: the catalog's offset, if any.
     pub fn committed_offsets(&self) -> &BTreeMap<i32, Option<i64>> {
         &self.committed
@@ -224,7 +232,9 @@ impl Ingest {
         self.next.clear();
         self.rows_per_interval.clear();
         self.logged = 0;
-        (moves, std::mem::take(&mut self.archive))
+        let archive =
+            std::mem::replace(&mut self.archive, StreamArchive::new(self.max_archive_bytes_in_memory));
+        (moves, archive)
     }
 
     /// Starts over from the catalog's offsets, forgetting what was consumed since.
@@ -232,7 +242,7 @@ impl Ingest {
         self.committed = committed;
         self.next.clear();
         self.rows_per_interval.clear();
-        self.archive = StreamArchive::default();
+        self.archive = StreamArchive::new(self.max_archive_bytes_in_memory);
         self.logged = 0;
     }
 }

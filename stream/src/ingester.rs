@@ -26,7 +26,7 @@ use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 
 use crate::StreamError;
-use crate::checkpoint::{Checkpoint, CheckpointReport, checkpoint};
+use crate::checkpoint::{Checkpoint, CheckpointReport, WriteAhead, checkpoint, write_raw_parts};
 use crate::ingest::{BatchOwned, Ingest, Message};
 use crate::kafka::{StartPosition, StreamContext, consumer_config, topic};
 use crate::live::LiveRows;
@@ -36,7 +36,8 @@ use crate::metrics::IngestMetrics;
 const POLL_WAIT: Duration = Duration::from_millis(50);
 /// Messages folded per hold of the live rows' lock.
 const BATCH_MESSAGES: usize = 4096;
-/// Raw bytes buffered before a checkpoint, whatever the rows.
+/// Raw bytes consumed before a checkpoint, whatever the rows: what a restart consumes again
+/// stays bounded.
 const MAX_ARCHIVE_BYTES: u64 = 256 * 1024 * 1024;
 /// How often the batch-owned time is re-read from the catalog between checkpoints.
 const CATALOG_REFRESH: Duration = Duration::from_secs(10);
@@ -226,6 +227,8 @@ struct Progress {
     ingest: Ingest,
     batch_owned: BatchOwned,
     in_flight: Option<tokio::task::JoinHandle<Result<CheckpointReport, StreamError>>>,
+    /// Raw parts consumed since the last checkpoint that are being written ahead of it.
+    written_ahead: Vec<WriteAhead>,
     last_checkpoint: Instant,
     last_refresh: Instant,
     suspended: bool,
@@ -249,6 +252,7 @@ impl Worker {
             state,
             partitions,
             in_flight: None,
+            written_ahead: Vec::new(),
             last_checkpoint: Instant::now(),
             last_refresh: Instant::now(),
             suspended: false,
@@ -355,8 +359,26 @@ impl Worker {
             }
             Ok(())
         });
+        self.write_finished_raw_parts(progress);
         self.update_memory_gauges(progress);
         result
+    }
+
+    /// Starts writing the raw parts the archive finished to keep its memory down (the
+    /// checkpoint waits for these writes and commits the parts).
+    fn write_finished_raw_parts(&self, progress: &mut Progress) {
+        let parts = progress.ingest.take_finished_raw_parts();
+        if parts.is_empty() {
+            return;
+        }
+        let (storage, spec, layout) = (self.storage.clone(), self.spec.clone(), self.layout.clone());
+        progress.written_ahead.push(self.runtime.spawn(async move {
+            let written = write_raw_parts(&storage, &spec, &layout, parts).await;
+            if let Err(e) = &written {
+                warn!(data_source = %spec.data_source, error = %e, "Cannot write raw parts ahead of the checkpoint; it will fail, and their events will be consumed again.");
+            }
+            written
+        }));
     }
 
     /// Rows in memory, and what they and the raw archive buffer take (also after a checkpoint
@@ -415,14 +437,21 @@ impl Worker {
             }
         }
         let (moves, archive) = progress.ingest.take_checkpoint();
+        let written_ahead = std::mem::take(&mut progress.written_ahead);
         let index = self.live.freeze(moves.clone());
         let (storage, spec, layout) = (self.storage.clone(), self.spec.clone(), self.layout.clone());
         let state = progress.state.clone();
         let metrics = Arc::clone(&self.metrics);
         progress.in_flight = Some(self.runtime.spawn(async move {
             let started = Instant::now();
-            let report =
-                checkpoint(&storage, &spec, &layout, state, Checkpoint { index, moves, archive }).await?;
+            let report = checkpoint(
+                &storage,
+                &spec,
+                &layout,
+                state,
+                Checkpoint { index, moves, archive, written_ahead },
+            )
+            .await?;
             let micros = started.elapsed().as_micros() as u64;
             IngestMetrics::add(&metrics.checkpoint_micros, micros);
             metrics.last_checkpoint_micros.store(micros, Ordering::Relaxed);
@@ -488,6 +517,8 @@ impl Worker {
         let committed = committed_offsets(&state, &progress.partitions);
         self.live.clear(committed.clone());
         progress.ingest.reset(committed);
+        // Their files are never committed; the replay writes its own.
+        progress.written_ahead.clear();
         progress.batch_owned = batch_owned(&state);
         progress.state = state;
         progress.last_checkpoint = Instant::now();
