@@ -4,12 +4,13 @@
 //! Work splits by raw file: each worker thread takes the next piece of work (largest first) and
 //! streams its files through gzip into a rollup index of their unit: an hour, when
 //! queryGranularity keeps hours apart (`none` up to `hour`), else the hours whose rows can fold
-//! together. Units share
-//! no row, so each is sorted on its own, in parallel, and a segment's rows are its units'
-//! sorted rows one after the other, each unit's becoming row groups of their own. (A unit that
-//! two workers read parts of is merged first.) Segments are encoded in parallel and written
-//! before the single catalog commit that makes them visible. A raw file that cannot be read to
-//! its end fails the job before anything is published.
+//! together. Units share no row, so each is sorted on its own, and a segment's rows are its
+//! units' sorted rows one after the other, each unit's becoming row groups of their own. A
+//! worker that read a unit whole sorts it and turns it into Arrow batches at once, and lets go
+//! of its index before reading on, so the job holds little more than the batches; a unit that
+//! two workers read parts of is merged, sorted and built once every file is read. Segments are
+//! encoded in parallel and written before the single catalog commit that makes them visible. A
+//! raw file that cannot be read to its end fails the job before anything is published.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Cursor;
@@ -17,14 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use common::catalog::{
     Action, Catalog, CatalogError, CatalogState, Fingerprint, Origin, SegmentRecord, now_millis,
 };
 use common::input::{Lines, is_blank};
-use common::rollup::{Ranks, RollupIndex, RollupSchema, SegmentRows};
-use common::segment::{IndexRows, encode_index_pieces, segment_id};
-use common::spec::DataSourceSpec;
+use common::rollup::{RollupIndex, RollupSchema};
+use common::segment::{encode_built_batches, segment_id};
+use common::spec::{DataSourceSpec, DimensionSpec};
 use common::storage::{DeepStorage, StorageError};
 use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
 use futures::{StreamExt, TryStreamExt};
@@ -137,34 +139,61 @@ struct Stats {
     uncompressed: u64,
 }
 
+#[derive(Default)]
 struct WorkerResult {
-    /// An index per unit (see [`units_of`]) this worker read a file of.
+    /// An index per unit (see [`units_of`]) this worker read files of but not the whole unit.
     indexes: HashMap<usize, RollupIndex>,
+    /// The units this worker read whole, built.
+    built: HashMap<usize, UnitBatches>,
     stats: HashMap<Millis, Stats>,
     rejects: Vec<String>,
 }
 
-/// The rows of one unit, read, merged and sorted into its segment intervals.
-struct SortedUnit {
-    index: RollupIndex,
-    ranks: Ranks,
-    segments: BTreeMap<Interval, SegmentRows>,
+/// What the workers made of one unit.
+enum ReadUnit {
+    /// Read whole by one worker, built.
+    Built(UnitBatches),
+    /// The index each worker built of the files of it that it read, to be merged.
+    Indexes(Vec<RollupIndex>),
 }
 
-/// A segment file to write: a partition of an interval's rows, as pieces of units' sorted
-/// rows in unit order.
+/// The rows of one unit, sorted into its segment intervals as Arrow batches: all a segment
+/// file needs of them, without the index they were rolled up in.
+struct UnitBatches {
+    segments: BTreeMap<Interval, (RecordBatch, Vec<DimensionSpec>)>,
+}
+
+impl UnitBatches {
+    /// Sorts an index's rows into its segment intervals and builds their batches.
+    fn build(index: &RollupIndex) -> Self {
+        let ranks = index.ranks();
+        let segments = index
+            .segments(&ranks)
+            .into_iter()
+            .map(|(interval, group)| (interval, index.record_batch(&group.rows, &ranks)))
+            .collect();
+        Self { segments }
+    }
+
+    fn rows(&self) -> usize {
+        self.segments.values().map(|(batch, _)| batch.num_rows()).sum()
+    }
+}
+
+/// A segment file to write: a partition of an interval's rows, as pieces of units' batches in
+/// unit order.
 struct EncodeJob {
     interval: Interval,
     partition: u32,
     /// Partitions in the interval's set.
     partitions: u32,
-    /// (unit, row numbers in its index).
-    pieces: Vec<(usize, Vec<u32>)>,
+    /// (unit, first row of its batch of the interval, rows).
+    pieces: Vec<(usize, usize, usize)>,
 }
 
 impl EncodeJob {
     fn rows(&self) -> usize {
-        self.pieces.iter().map(|(_, rows)| rows.len()).sum()
+        self.pieces.iter().map(|&(_, _, rows)| rows).sum()
     }
 }
 
@@ -206,12 +235,12 @@ async fn run_reindex(
     );
     let phase = Instant::now();
     let (work, unit_count) = work_items(&schema, &files, options.threads);
-    let (indexes, stats, rejects) = read_all(storage, &schema, work, unit_count, &options).await?;
-    let rows: usize = indexes.iter().flatten().map(RollupIndex::rows).sum();
-    info!(rows, units = unit_count, seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
+    let (read, stats, rejects) = read_all(storage, &schema, work, unit_count, &options, &pool).await?;
+    info!(units = unit_count, seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
     let phase = Instant::now();
-    let units = sort_units(&pool, indexes).await?;
-    info!(seconds = phase.elapsed().as_secs_f64(), "Sorted rows into segments.");
+    let units = build_units(&pool, read).await?;
+    let rows: usize = units.iter().map(UnitBatches::rows).sum();
+    info!(rows, seconds = phase.elapsed().as_secs_f64(), "Merged and sorted the units read in parts.");
 
     // Encode and write every partition before the commit that names them.
     let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
@@ -455,6 +484,8 @@ const WORK_PER_THREAD: usize = 4;
 struct WorkItem {
     unit: usize,
     files: Vec<RawInput>,
+    /// Whether the files are all of the unit's.
+    whole_unit: bool,
 }
 
 impl WorkItem {
@@ -476,13 +507,14 @@ fn work_items(schema: &RollupSchema, files: &[RawInput], threads: usize) -> (Vec
         let items = files
             .iter()
             .zip(file_units)
-            .map(|(file, unit)| WorkItem { unit, files: vec![file.clone()] })
+            .map(|(file, unit)| WorkItem { unit, files: vec![file.clone()], whole_unit: false })
             .collect();
         return (items, units);
     }
     let joined = (units / (WORK_PER_THREAD * threads)).max(1);
-    let mut items: Vec<WorkItem> =
-        (0..units.div_ceil(joined)).map(|unit| WorkItem { unit, files: Vec::new() }).collect();
+    let mut items: Vec<WorkItem> = (0..units.div_ceil(joined))
+        .map(|unit| WorkItem { unit, files: Vec::new(), whole_unit: true })
+        .collect();
     for (file, unit) in files.iter().zip(file_units) {
         items[unit / joined].files.push(file.clone());
     }
@@ -493,16 +525,18 @@ fn work_items(schema: &RollupSchema, files: &[RawInput], threads: usize) -> (Vec
     (items, count)
 }
 
-/// Reads every piece of work into an index of its unit; returns, for each unit, the indexes
-/// the workers built of it (one, unless two workers read files of the unit).
+/// Reads every piece of work into an index of its unit, and builds each unit a worker read
+/// whole (sorting on `pool`); returns what became of each unit.
 async fn read_all(
     storage: &DeepStorage,
     schema: &Arc<RollupSchema>,
     mut order: Vec<WorkItem>,
     unit_count: usize,
     options: &ReindexOptions,
-) -> Result<(Vec<Vec<RollupIndex>>, HashMap<Millis, Stats>, Vec<String>), BatchError> {
+    pool: &Arc<rayon::ThreadPool>,
+) -> Result<(Vec<ReadUnit>, HashMap<Millis, Stats>, Vec<String>), BatchError> {
     let handle = tokio::runtime::Handle::current();
+    let pool = pool.clone();
     let storage = storage.clone();
     let schema = schema.clone();
     // Largest first, so the last piece to finish is a small one.
@@ -531,11 +565,7 @@ async fn read_all(
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     scope.spawn(|| {
-                        let mut result = WorkerResult {
-                            indexes: HashMap::new(),
-                            stats: HashMap::new(),
-                            rejects: Vec::new(),
-                        };
+                        let mut result = WorkerResult::default();
                         while !failed.load(Ordering::Relaxed) {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(item) = order.get(i) else { break };
@@ -553,6 +583,14 @@ async fn read_all(
                                 }
                                 progress.inc(file.size);
                             }
+                            // Read whole: sorted and built now, its index freed for the next.
+                            if item.whole_unit
+                                && !failed.load(Ordering::Relaxed)
+                                && let Some(index) = result.indexes.remove(&item.unit)
+                            {
+                                let built = pool.install(|| UnitBatches::build(&index));
+                                result.built.insert(item.unit, built);
+                            }
                         }
                         result
                     })
@@ -564,12 +602,17 @@ async fn read_all(
         if let Some(error) = first_error.into_inner().expect("not poisoned") {
             return Err(error);
         }
-        let mut indexes: Vec<Vec<RollupIndex>> = (0..unit_count).map(|_| Vec::new()).collect();
+        let mut units: Vec<ReadUnit> = (0..unit_count).map(|_| ReadUnit::Indexes(Vec::new())).collect();
         let mut stats: HashMap<Millis, Stats> = HashMap::new();
         let mut rejects = Vec::new();
         for result in results {
             for (unit, index) in result.indexes {
-                indexes[unit].push(index);
+                if let ReadUnit::Indexes(indexes) = &mut units[unit] {
+                    indexes.push(index);
+                }
+            }
+            for (unit, built) in result.built {
+                units[unit] = ReadUnit::Built(built);
             }
             for (start, s) in result.stats {
                 let entry = stats.entry(start).or_default();
@@ -584,7 +627,7 @@ async fn read_all(
         }
         rejects.sort();
         rejects.truncate(REPORTED_REJECTS);
-        Ok((indexes, stats, rejects))
+        Ok((units, stats, rejects))
     })
     .await
     .map_err(|e| BatchError::Internal(format!("reindex worker failed: {e}")))?
@@ -658,27 +701,29 @@ fn read_file(
     Ok(())
 }
 
-/// Merges each unit's indexes (when two workers read files of it) and sorts its rows into
-/// its segment intervals, units in parallel.
-async fn sort_units(
+/// Merges the indexes of each unit read in parts, then sorts and builds it; units in
+/// parallel.
+async fn build_units(
     pool: &Arc<rayon::ThreadPool>,
-    indexes: Vec<Vec<RollupIndex>>,
-) -> Result<Vec<SortedUnit>, BatchError> {
+    read: Vec<ReadUnit>,
+) -> Result<Vec<UnitBatches>, BatchError> {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         pool.install(|| {
-            indexes
-                .into_par_iter()
-                .filter_map(|parts| {
-                    let mut parts = parts.into_iter();
-                    let mut index = parts.next()?;
-                    for other in parts {
-                        index.merge(&other);
-                        drop_in_background(other);
+            read.into_par_iter()
+                .filter_map(|unit| match unit {
+                    ReadUnit::Built(built) => Some(built),
+                    ReadUnit::Indexes(parts) => {
+                        let mut parts = parts.into_iter();
+                        let mut index = parts.next()?;
+                        for other in parts {
+                            index.merge(&other);
+                            drop_in_background(other);
+                        }
+                        let built = UnitBatches::build(&index);
+                        drop_in_background(index);
+                        Some(built)
                     }
-                    let ranks = index.ranks();
-                    let segments = index.segments(&ranks);
-                    Some(SortedUnit { index, ranks, segments })
                 })
                 .collect()
         })
@@ -689,17 +734,17 @@ async fn sort_units(
 
 /// The partitions of one segment interval: its units' rows in unit order, cut every
 /// `max_rows` rows (maxRowsPerSegment).
-fn partition_jobs(interval: Interval, units: &[SortedUnit], max_rows: usize) -> Vec<EncodeJob> {
-    let mut partitions: Vec<Vec<(usize, Vec<u32>)>> = Vec::new();
+fn partition_jobs(interval: Interval, units: &[UnitBatches], max_rows: usize) -> Vec<EncodeJob> {
+    let mut partitions: Vec<Vec<(usize, usize, usize)>> = Vec::new();
     let mut current = Vec::new();
     let mut room = max_rows;
-    for (unit, sorted) in units.iter().enumerate() {
-        let Some(group) = sorted.segments.get(&interval) else { continue };
-        let mut rows = group.rows.as_slice();
-        while !rows.is_empty() {
-            let (taken, rest) = rows.split_at(room.min(rows.len()));
-            current.push((unit, taken.to_vec()));
-            (rows, room) = (rest, room - taken.len());
+    for (unit, built) in units.iter().enumerate() {
+        let Some((batch, _)) = built.segments.get(&interval) else { continue };
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let taken = room.min(batch.num_rows() - offset);
+            current.push((unit, offset, taken));
+            (offset, room) = (offset + taken, room - taken);
             if room == 0 {
                 partitions.push(std::mem::take(&mut current));
                 room = max_rows;
@@ -726,7 +771,7 @@ fn partition_jobs(interval: Interval, units: &[SortedUnit], max_rows: usize) -> 
 async fn write_segments(
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    units: Arc<Vec<SortedUnit>>,
+    units: Arc<Vec<UnitBatches>>,
     version: &str,
     jobs: Vec<EncodeJob>,
     pool: &Arc<rayon::ThreadPool>,
@@ -779,7 +824,7 @@ fn encode_one(
     handle: &tokio::runtime::Handle,
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    units: &[SortedUnit],
+    units: &[UnitBatches],
     version: &str,
     job: &EncodeJob,
 ) -> Result<(SegmentRecord, Duration), BatchError> {
@@ -787,12 +832,15 @@ fn encode_one(
     let started = Instant::now();
     let data_source = spec.data_source.as_str();
     let id = segment_id(data_source, interval, version, partition);
-    let pieces: Vec<IndexRows<'_>> = job
+    let pieces = job
         .pieces
         .iter()
-        .map(|(unit, rows)| IndexRows { index: &units[*unit].index, ranks: &units[*unit].ranks, rows })
+        .map(|&(unit, offset, rows)| {
+            let (batch, dimensions) = &units[unit].segments[&interval];
+            (batch.slice(offset, rows), dimensions.clone())
+        })
         .collect();
-    let bytes = encode_index_pieces(&pieces, interval, version, partition)?;
+    let bytes = encode_built_batches(pieces, spec, interval, version, partition)?;
     let encoded = started.elapsed();
     let path = SegmentPath::new(spec.data_source.clone(), interval.start, interval.end, version, partition)
         .map_err(|e| BatchError::InvalidRequest(e.to_string()))?
@@ -1274,11 +1322,13 @@ mod tests {
         assert_eq!(items.iter().map(|item| item.unit).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
         assert_eq!(hours(&items[0]), [0, 0, 1, 1, 2]);
         assert_eq!(hours(&items[7]), [21, 22, 23]);
+        assert!(items.iter().all(|item| item.whole_unit), "each read whole, so built by its reader");
 
-        // Fewer units than two per thread: a piece per file, of the unit it was in.
+        // Fewer units than two per thread: a piece per file, of the unit it was in, built once
+        // the workers' indexes of it are merged.
         let (items, count) = work_items(&schema("day"), &files, 2);
         assert_eq!((items.len(), count), (26, 1));
-        assert!(items.iter().all(|item| item.unit == 0 && item.files.len() == 1));
+        assert!(items.iter().all(|item| item.unit == 0 && item.files.len() == 1 && !item.whole_unit));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

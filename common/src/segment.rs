@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::rollup::{Ranks, RollupIndex, TIME_COLUMN};
-use crate::spec::{DimensionSpec, MetricSpec};
+use crate::spec::{DataSourceSpec, DimensionSpec, MetricSpec};
 use crate::time::{Interval, format_iso};
 
 /// Footer key holding [`SegmentDescription`] as JSON.
@@ -216,17 +216,6 @@ fn sorted_string_columns(batch: &RecordBatch) -> Vec<bool> {
         .collect()
 }
 
-/// Some rows of a rollup index, in segment order, with the ranks their index was sorted by.
-#[derive(Debug, Clone, Copy)]
-pub struct IndexRows<'a> {
-    /// The index holding the rows.
-    pub index: &'a RollupIndex,
-    /// The index's value ranks.
-    pub ranks: &'a Ranks,
-    /// Row numbers in the index.
-    pub rows: &'a [u32],
-}
-
 /// Encodes some rows of an index (in the order given) as the segment file of one partition of
 /// (interval, version); the stream's checkpoint writes through here.
 pub fn encode_index_rows(
@@ -237,31 +226,32 @@ pub fn encode_index_rows(
     version: &str,
     partition: u32,
 ) -> Result<Bytes, SegmentError> {
-    encode_index_pieces(&[IndexRows { index, ranks, rows }], interval, version, partition)
+    encode_built_batches(
+        vec![index.record_batch(rows, ranks)],
+        index.schema().spec(),
+        interval,
+        version,
+        partition,
+    )
 }
 
-/// Encodes the rows of several indexes of one dataSource, one piece after the other, as the
-/// segment file of one partition of (interval, version): how the batch indexer writes the
-/// indexes it built hour by hour. The pieces must already be in segment order (each piece
-/// sorted, and every row of a piece sorting before every row of the next); each piece becomes
-/// row groups of its own, with its own dictionaries. The file has every dimension a piece
-/// wrote; where a piece has no value of one (a schemaless dimension), it is null.
-pub fn encode_index_pieces(
-    pieces: &[IndexRows<'_>],
+/// Encodes batches that rollup indexes of `spec` built ([`RollupIndex::record_batch`]), one
+/// after the other, as the segment file of one partition of (interval, version): how the batch
+/// indexer writes the indexes it built a few hours at a time. The batches must already be in
+/// segment order (each sorted, and every row of a batch sorting before every row of the next);
+/// each becomes row groups of its own, with its own dictionaries. The file has every dimension
+/// a batch has; where a batch has no value of one (a schemaless dimension), it is null.
+pub fn encode_built_batches(
+    built: Vec<(RecordBatch, Vec<DimensionSpec>)>,
+    spec: &DataSourceSpec,
     interval: Interval,
     version: &str,
     partition: u32,
 ) -> Result<Bytes, SegmentError> {
-    let Some(first) = pieces.first() else {
-        return Err(SegmentError::Format {
-            id: format!("partition {partition} of {interval}, version {version}"),
-            message: "a segment needs rows of an index".to_string(),
-        });
-    };
-    let spec = first.index.schema().spec();
     let id = segment_id(spec.data_source.as_str(), interval, version, partition);
-    let built: Vec<(RecordBatch, Vec<DimensionSpec>)> =
-        pieces.par_iter().map(|p| p.index.record_batch(p.rows, p.ranks)).collect();
+    if built.is_empty() {
+        return Err(SegmentError::Format { id, message: "a segment needs rows of an index".to_string() });
+    }
     let (batches, dimensions) = with_every_dimension(built, spec.dimensions.is_schemaless());
     let description = SegmentDescription {
         id,
