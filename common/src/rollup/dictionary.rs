@@ -116,6 +116,16 @@ impl StringDictionary {
     }
 }
 
+/// A value's first 8 bytes, zero-padded, big-endian: values whose keys differ are in the order
+/// of their keys (a value that ends within them is a prefix of the other, or has a smaller
+/// byte where the other goes on), and values with equal keys need comparing whole.
+fn prefix_key(value: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = value.len().min(8);
+    head[..n].copy_from_slice(&value[..n]);
+    u64::from_be_bytes(head)
+}
+
 /// The values one dimension has seen, each with a dense id starting at 1.
 #[derive(Debug, Clone)]
 pub(super) enum Dictionary {
@@ -218,7 +228,13 @@ impl Dictionary {
         match self {
             Self::Strings(strings) => {
                 let values = strings.values();
-                order.sort_unstable_by(|a, b| values[*a as usize - 1].cmp(&values[*b as usize - 1]))
+                let value = |id: u32| values[id as usize - 1].as_bytes();
+                // Most values differ in their first bytes: sorted by those as one integer, only
+                // values that share them are compared whole.
+                let mut keyed: Vec<(u64, u32)> =
+                    order.iter().map(|&id| (prefix_key(value(id)), id)).collect();
+                keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| value(a.1).cmp(value(b.1))));
+                order = keyed.into_iter().map(|(_, id)| id).collect();
             }
             Self::Longs { values, .. } => order.sort_unstable_by_key(|a| values[*a as usize - 1]),
             Self::Floats { values, .. } => {
@@ -281,5 +297,36 @@ mod tests {
         for (value, id) in values.iter().zip(ids) {
             assert_eq!(dictionary.str_value(id), *value);
         }
+    }
+
+    #[test]
+    fn string_ranks_follow_byte_order_past_the_first_eight_bytes() {
+        let mut dictionary = Dictionary::new(DimensionType::String);
+        let values = [
+            "abcdefgh2",
+            "abcdefgh",
+            "ab",
+            "ab\0",
+            "ab\0c",
+            "",
+            "abcdefgh10",
+            "b",
+            "Zürich",
+            "Zurich",
+            "東京",
+            "abcdefgh\u{1}",
+            "a",
+        ];
+        for value in values {
+            dictionary.intern_str(value);
+        }
+        let ranks = dictionary.ranks();
+        let mut by_rank: Vec<(u32, &str)> =
+            values.iter().enumerate().map(|(i, v)| (ranks[i + 1], *v)).collect();
+        by_rank.sort();
+        let mut expected = values.to_vec();
+        expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(by_rank.iter().map(|(_, v)| *v).collect::<Vec<_>>(), expected);
+        assert_eq!(by_rank.iter().map(|(rank, _)| *rank).collect::<Vec<_>>(), (1..=13).collect::<Vec<_>>());
     }
 }
