@@ -8,8 +8,9 @@ use crate::spec::DimensionType;
 
 type Map<K> = HashMap<K, u32, foldhash::fast::RandomState>;
 
-/// Bytes of a string kept in its hash-table slot.
+/// Bytes of a string kept in its hash-table slot (16 to 20, for [`head_of`]).
 const INLINE: usize = 20;
+const _: () = assert!(16 <= INLINE && INLINE <= 20);
 
 /// A string dictionary's table entry. The first bytes of the value live in the slot itself,
 /// so a lookup of a short string (most dimension values) compares without following a
@@ -24,11 +25,30 @@ struct StrSlot {
 }
 
 /// A value's first [`INLINE`] bytes, zero-padded: compared with a slot's head as one
-/// fixed-size block rather than a call to `memcmp` of a varying length.
+/// fixed-size block rather than a call to `memcmp` of a varying length. Built from two
+/// fixed-size copies that overlap in the middle (every lookup makes one, and a copy of a
+/// varying length would be a call to `memcpy`).
 fn head_of(value: &[u8]) -> [u8; INLINE] {
+    fn copy<const N: usize>(head: &mut [u8; INLINE], value: &[u8], at: usize) {
+        head[at..at + N].copy_from_slice(&value[at..at + N]);
+    }
     let mut head = [0; INLINE];
     let n = value.len().min(INLINE);
-    head[..n].copy_from_slice(&value[..n]);
+    match n {
+        16..=INLINE => {
+            copy::<16>(&mut head, value, 0);
+            copy::<4>(&mut head, value, n - 4);
+        }
+        8..=15 => {
+            copy::<8>(&mut head, value, 0);
+            copy::<8>(&mut head, value, n - 8);
+        }
+        4..=7 => {
+            copy::<4>(&mut head, value, 0);
+            copy::<4>(&mut head, value, n - 4);
+        }
+        _ => head[..n].copy_from_slice(&value[..n]),
+    }
     head
 }
 
@@ -296,6 +316,17 @@ mod tests {
         assert_eq!(again, ids, "each value is found again");
         for (value, id) in values.iter().zip(ids) {
             assert_eq!(dictionary.str_value(id), *value);
+        }
+    }
+
+    #[test]
+    fn a_head_is_the_first_bytes_zero_padded_whatever_the_length() {
+        let value: Vec<u8> = (1..=30).collect();
+        for len in 0..=30 {
+            let mut expected = [0u8; INLINE];
+            let n = len.min(INLINE);
+            expected[..n].copy_from_slice(&value[..n]);
+            assert_eq!(head_of(&value[..len]), expected, "{len} bytes");
         }
     }
 

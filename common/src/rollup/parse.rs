@@ -75,6 +75,24 @@ struct CachedKey {
     slot: Slot,
     /// Written in JSON as it is: no quote, backslash or control character to escape.
     plain: bool,
+    /// For a plain key of up to 15 bytes: the key and its closing quote as the low bytes of a
+    /// little-endian integer, and the mask of those bytes, so the text is checked with one
+    /// comparison of 16 bytes rather than a call to `memcmp`.
+    quoted: Option<(u128, u128)>,
+}
+
+impl CachedKey {
+    fn new(name: &str, slot: Slot) -> Self {
+        let plain = !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        let quoted = (plain && name.len() < 16).then(|| {
+            let mut bytes = [0u8; 16];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            bytes[name.len()] = b'"';
+            let mask = u128::MAX >> (8 * (15 - name.len()));
+            (u128::from_le_bytes(bytes), mask)
+        });
+        Self { name: name.into(), slot, plain, quoted }
+    }
 }
 
 /// Checking the whole line once lets serde_json skip checking each string.
@@ -137,8 +155,7 @@ pub(super) fn slot_at(index: &mut RollupIndex, position: usize, key: &str) -> Sl
         return cached.slot;
     }
     let slot = resolve_key(index, key);
-    let plain = !key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
-    let cached = CachedKey { name: key.into(), slot, plain };
+    let cached = CachedKey::new(key, slot);
     let cache = &mut index.scratch.key_cache;
     if position < cache.len() {
         cache[position] = cached;
@@ -154,6 +171,10 @@ pub(super) fn slot_at(index: &mut RollupIndex, position: usize, key: &str) -> Sl
 pub(super) fn cached_slot(index: &RollupIndex, position: usize, rest: &[u8]) -> Option<(Slot, usize)> {
     let cached = index.scratch.key_cache.get(position)?;
     let name = cached.name.as_bytes();
+    if let (Some((quoted, mask)), Some(text)) = (cached.quoted, rest.first_chunk::<16>()) {
+        let found = u128::from_le_bytes(*text) & mask == quoted;
+        return found.then_some((cached.slot, name.len() + 1));
+    }
     let found = cached.plain && rest.get(name.len()) == Some(&b'"') && rest.starts_with(name);
     found.then_some((cached.slot, name.len() + 1))
 }

@@ -243,7 +243,10 @@ fn scratch_text(index: &RollupIndex) -> String {
     format!("{} {dims:?} {:?}", index.scratch.time, index.scratch.inputs)
 }
 
-const KEYS: [&str; 8] = ["ts", "a", "n", "v", "d", "x", "\\u0061", "t\\\"s"];
+/// Keys: escaped ones, and plain ones sharing their first bytes, up to and past the 15 bytes
+/// the parser compares with one integer.
+const KEYS: [&str; 11] =
+    ["ts", "a", "n", "v", "d", "x", "\\u0061", "t\\\"s", "ab", "abcdefghijklmno", "abcdefghijklmnop"];
 const VALUES: [&str; 40] = [
     "\"x\"",
     "\"\"",
