@@ -40,8 +40,8 @@
 #   gzip level 1, of which the daemon holds at most maxArchiveBytesInMemory, 8 MiB by default,
 #   writing the rest ahead of the checkpoint). At the same sample, the daemon's own count of
 #   the bytes its rollup rows take (ingest_bytes_in_memory: columns, rollup table,
-#   dictionaries) and of the archive buffer (ingest_archive_buffer_bytes), per row. The rows in memory and RSS at the end of each run are
-#   shown too.
+#   dictionaries) and of the archive buffer (ingest_archive_buffer_bytes), per row. The rows in
+#   memory and RSS at the end of each run are shown too.
 # - Freshness. On the last daemon of each of FRESHNESS_CONFIGS, caught up, FRESHNESS single
 #   events are produced one at a time (at most 20/s), stamped in a day no other event falls in;
 #   after each, a timeseries count over that day is polled back to back on one keep-alive

@@ -187,7 +187,7 @@ impl Ingest {
         self.rows_per_interval.values().copied().max().unwrap_or(0)
     }
 
-    /// Uncompressed bytes waiting in the raw archive buffer.
+    /// Uncompressed bytes archived since the last checkpoint, written ahead or still held.
     pub fn archived_bytes(&self) -> u64 {
         self.archive.raw_bytes()
     }

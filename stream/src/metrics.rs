@@ -20,7 +20,7 @@ pub struct IngestMetrics {
     pub rows_in_memory: AtomicU64,
     /// Bytes those rows take: columns, rollup table, dictionaries.
     pub bytes_in_memory: AtomicU64,
-    /// Bytes of the raw archive buffer gathered since the last checkpoint, compressed.
+    /// Bytes of raw events the archive holds in memory (compressed) until it writes them.
     pub archive_buffer_bytes: AtomicU64,
     /// Checkpoints committed.
     pub checkpoints: AtomicU64,
@@ -92,7 +92,7 @@ pub fn render<'a>(sources: impl IntoIterator<Item = (&'a str, &'a IngestMetrics)
         ),
         (
             "ingest_archive_buffer_bytes",
-            "Bytes of raw events gathered for the archive since the last checkpoint, compressed.",
+            "Bytes of raw events the archive holds in memory, compressed, until it writes them.",
             "gauge",
             |m| &m.archive_buffer_bytes,
         ),
