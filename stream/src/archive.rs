@@ -5,8 +5,9 @@
 //! messages of p in that offset range whose event time falls in H, because a checkpoint covers
 //! a contiguous range of each partition, and a part finished before the checkpoint (to be
 //! written ahead of it, when the parts held in memory reach `maxArchiveBytesInMemory`) takes
-//! every message of its hour so far: the hour's next messages start a new part. So a replay that writes the same name writes the same bytes, and a part left
-//! behind by a killed daemon is simply written again.
+//! every message of its hour so far: the hour's next messages start a new part. So a replay
+//! that writes the same name writes the same bytes (wherever its parts were finished), and a
+//! part left behind by a killed daemon is simply written again.
 
 use std::collections::BTreeMap;
 

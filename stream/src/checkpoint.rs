@@ -133,7 +133,8 @@ pub async fn checkpoint(
     Ok(CheckpointReport { seq: committed.seq, segments: segment_count, rows, raw_parts, bytes, state })
 }
 
-/// Writes raw parts ahead of the checkpoint that commits them.
+/// Writes raw parts, committing nothing: ahead of the checkpoint that commits them, or as part
+/// of it.
 pub async fn write_raw_parts(
     storage: &DeepStorage,
     spec: &DataSourceSpec,
