@@ -83,6 +83,26 @@ fn write_spec(dir: &Path, bootstrap: &str, tuning: Value) -> PathBuf {
     path
 }
 
+/// What each test starts from: a mock cluster, a temporary directory with deep storage in it,
+/// and a spec for the cluster with `tuning` over the tests' defaults.
+struct Setup {
+    /// Kept alive for the test's length (dropping it stops the brokers).
+    broker: MockCluster<'static, DefaultProducerContext>,
+    bootstrap: String,
+    dir: tempfile::TempDir,
+    deep: PathBuf,
+    spec: PathBuf,
+}
+
+fn setup(tuning: Value) -> Setup {
+    let broker = broker();
+    let bootstrap = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep");
+    let spec = write_spec(dir.path(), &bootstrap, tuning);
+    Setup { broker, bootstrap, dir, deep, spec }
+}
+
 /// Starts `braid stream` on a free port.
 fn start_stream(deep: &Path, spec: Option<&Path>, log: PathBuf) -> Daemon {
     let mut args: Vec<std::ffi::OsString> =
@@ -187,11 +207,7 @@ fn expected_added(n: u64) -> i64 {
 
 #[test]
 fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
-    let broker = broker();
-    let bootstrap = broker.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let deep = dir.path().join("deep");
-    let spec = write_spec(dir.path(), &bootstrap, json!({"checkpointPeriod": "PT10M"}));
+    let Setup { broker: _broker, bootstrap, dir, deep, spec } = setup(json!({"checkpointPeriod": "PT10M"}));
     produce(&bootstrap, 0..2_000, &["not json", r#"{"page": "no time"}"#]);
 
     let daemon = start_stream(&deep, Some(&spec), dir.path().join("stream.log"));
@@ -276,15 +292,8 @@ fn raw_files(deep: &Path) -> Vec<String> {
 /// committed part.
 #[test]
 fn raw_parts_are_written_ahead_and_committed_by_the_next_checkpoint() {
-    let broker = broker();
-    let bootstrap = broker.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let deep = dir.path().join("deep");
-    let spec = write_spec(
-        dir.path(),
-        &bootstrap,
-        json!({"checkpointPeriod": "PT10M", "maxArchiveBytesInMemory": 4096}),
-    );
+    let Setup { broker: _broker, bootstrap, dir, deep, spec } =
+        setup(json!({"checkpointPeriod": "PT10M", "maxArchiveBytesInMemory": 4096}));
     produce(&bootstrap, 0..3_000, &[]);
     let daemon = start_stream(&deep, Some(&spec), dir.path().join("stream.log"));
     daemon.wait_for_events(3_000);
@@ -313,15 +322,8 @@ fn raw_parts_are_written_ahead_and_committed_by_the_next_checkpoint() {
 fn killed_at_random_moments_it_counts_every_event_exactly_once() {
     const ROUNDS: u64 = 8;
     const PER_ROUND: u64 = 1_500;
-    let broker = broker();
-    let bootstrap = broker.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let deep = dir.path().join("deep");
-    let spec = write_spec(
-        dir.path(),
-        &bootstrap,
-        json!({"maxRowsInMemory": 300, "checkpointPeriod": "PT0.2S", "maxArchiveBytesInMemory": 4096}),
-    );
+    let Setup { broker: _broker, bootstrap, dir, deep, spec } =
+        setup(json!({"maxRowsInMemory": 300, "checkpointPeriod": "PT0.2S", "maxArchiveBytesInMemory": 4096}));
     let log = dir.path().join("stream.log");
     let mut random: u64 = 0x2545_f491_4f6c_dd1d;
     for round in 0..ROUNDS {
@@ -350,12 +352,8 @@ fn killed_at_random_moments_it_counts_every_event_exactly_once() {
 /// again) are retried, not lost.
 #[test]
 fn a_second_daemon_and_broker_faults_cannot_double_count_or_lose_events() {
-    let broker = broker();
-    let bootstrap = broker.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let deep = dir.path().join("deep");
-    let spec =
-        write_spec(dir.path(), &bootstrap, json!({"maxRowsInMemory": 500, "checkpointPeriod": "PT0.3S"}));
+    let Setup { broker, bootstrap, dir, deep, spec } =
+        setup(json!({"maxRowsInMemory": 500, "checkpointPeriod": "PT0.3S"}));
     let first = start_stream(&deep, Some(&spec), dir.path().join("first.log"));
     let second = start_stream(&deep, Some(&spec), dir.path().join("second.log"));
     produce(&bootstrap, 0..3_000, &[]);
@@ -382,11 +380,7 @@ fn a_second_daemon_and_broker_faults_cannot_double_count_or_lose_events() {
 /// Druid's supervisor API and Tranquility's push API on a daemon started without a spec.
 #[test]
 fn supervisor_and_push_apis() {
-    let broker = broker();
-    let bootstrap = broker.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let deep = dir.path().join("deep");
-    let spec = write_spec(dir.path(), &bootstrap, json!({}));
+    let Setup { broker: _broker, bootstrap, dir, deep, spec } = setup(json!({}));
     let daemon = start_stream(&deep, None, dir.path().join("stream.log"));
     assert_eq!(daemon.json("GET", "/druid/indexer/v1/supervisor", None), json!([]));
     let submitted = daemon.json("POST", "/druid/indexer/v1/supervisor", Some(&read(&spec)));
@@ -438,11 +432,7 @@ fn wait_for_state(daemon: &Daemon, state: &str) {
 /// then it checkpoints what it consumed and exits with an error that names the limit.
 #[test]
 fn too_many_unparseable_events_stop_the_daemon_after_a_checkpoint() {
-    let broker = broker();
-    let bootstrap = broker.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let deep = dir.path().join("deep");
-    let spec = write_spec(dir.path(), &bootstrap, json!({"maxParseExceptions": 2}));
+    let Setup { broker: _broker, bootstrap, dir, deep, spec } = setup(json!({"maxParseExceptions": 2}));
     produce(&bootstrap, 0..10, &["{", "[]", "nope"]);
     let log = dir.path().join("stream.log");
     let mut daemon = start_stream(&deep, Some(&spec), log.clone());
