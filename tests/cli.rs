@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 mod support;
-use support::{bin, example, succeed};
+use support::{bin, example, files_under, succeed};
 
 /// The wikipedia spec's metrics, in spec order.
 const WIKI_METRICS: [&str; 4] = ["count", "added", "deleted", "delta"];
@@ -124,25 +124,6 @@ fn gunzip_file(path: &Path) -> Vec<u8> {
     assert!(bytes.starts_with(&[0x1f, 0x8b]), "{} is not gzip", path.display());
     let mut out = Vec::new();
     MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out).unwrap();
-    out
-}
-
-/// Every file under `dir`, as sorted paths relative to it; empty when `dir` does not exist.
-fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
     out
 }
 

@@ -270,20 +270,10 @@ fn streamed_events_are_queryable_at_once_and_a_clean_stop_publishes_them() {
 
 /// Raw files under `deep/raw`, relative to `deep`.
 fn raw_files(deep: &Path) -> Vec<String> {
-    fn walk(dir: &Path, deep: &Path, found: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, deep, found);
-            } else if path.to_string_lossy().ends_with(".json.gz") {
-                found.push(path.strip_prefix(deep).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(&deep.join("raw"), deep, &mut found);
-    found.sort();
-    found
+    support::files_under(deep)
+        .into_iter()
+        .filter(|f| f.starts_with("raw/") && f.ends_with(".json.gz"))
+        .collect()
 }
 
 /// When the raw archive holds `maxArchiveBytesInMemory`, its largest parts are written to

@@ -779,7 +779,7 @@ async fn write_segments(
     let handle = tokio::runtime::Handle::current();
     let (storage_for_workers, spec_for_workers, version_for_workers) =
         (storage.clone(), spec.clone(), version.to_string());
-    // Segments encode in parallel, and so do the pieces and row groups inside each one.
+    // Segments encode in parallel, and so do the row groups inside each one.
     let pool = pool.clone();
     let results: Vec<Result<(SegmentRecord, Duration), BatchError>> =
         tokio::task::spawn_blocking(move || {
@@ -1093,21 +1093,15 @@ mod tests {
     }
 
     async fn visible_count(storage: &DeepStorage) -> i64 {
-        let state = Catalog::new(storage.clone(), layouts::DataSourceName::new("wiki").unwrap())
-            .load()
-            .await
-            .unwrap();
         let mut total = 0;
-        for chunk in state.timeline().chunks() {
-            for s in chunk.segments.iter().filter(|s| !s.is_tombstone()) {
-                let bytes = storage.get(s.path.as_ref().unwrap()).await.unwrap();
-                let (_, batches) = read_segment(bytes, &s.id).unwrap();
-                for batch in batches {
-                    let count = batch.column_by_name("count").unwrap();
-                    let count = count.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
-                    total += count.iter().flatten().sum::<i64>();
-                }
-            }
+        for (_, batch) in visible_segments(storage).await {
+            total += batch
+                .column_by_name("count")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .sum::<i64>();
         }
         total
     }

@@ -98,8 +98,8 @@ pub struct SegmentDescription {
 /// bring its own dictionaries). Every batch has the same schema. Row groups are encoded in
 /// parallel (on rayon's pool) and then written in order, so one large segment still uses
 /// every core. String dictionaries whose values are sorted and distinct (what
-/// [`encode_index_rows`] builds) keep their keys: their pages are written directly (see
-/// `sorted_strings`).
+/// [`RollupIndex::record_batch`] builds) keep their keys: their pages are written directly
+/// (see `sorted_strings`).
 pub fn write_segment(
     batches: &[RecordBatch],
     description: &SegmentDescription,

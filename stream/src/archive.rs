@@ -125,6 +125,12 @@ impl StreamArchive {
         }
     }
 
+    /// What was gathered, leaving an empty archive with the same limit in its place.
+    pub fn take(&mut self) -> Self {
+        let empty = Self::new(self.max_held_bytes as u64);
+        std::mem::replace(self, empty)
+    }
+
     /// The parts finished since the last call, to be written ahead of the checkpoint (which
     /// commits them with the rest).
     pub fn take_finished_parts(&mut self) -> Vec<StreamPart> {

@@ -94,7 +94,6 @@ pub struct Ingest {
     max_parse_exceptions: Option<u64>,
     metrics: Arc<IngestMetrics>,
     archive: StreamArchive,
-    max_archive_bytes_in_memory: u64,
     /// Each assigned partition's offset as the catalog holds it (after the commits made so far).
     committed: BTreeMap<i32, Option<i64>>,
     /// The next offset to consume, for partitions consumed since the last checkpoint.
@@ -120,7 +119,6 @@ impl Ingest {
             max_parse_exceptions: spec.tuning.max_parse_exceptions,
             metrics,
             archive: StreamArchive::new(spec.tuning.max_archive_bytes_in_memory),
-            max_archive_bytes_in_memory: spec.tuning.max_archive_bytes_in_memory,
             committed,
             next: BTreeMap::new(),
             rows_per_interval: HashMap::new(),
@@ -232,9 +230,7 @@ impl Ingest {
         self.next.clear();
         self.rows_per_interval.clear();
         self.logged = 0;
-        let archive =
-            std::mem::replace(&mut self.archive, StreamArchive::new(self.max_archive_bytes_in_memory));
-        (moves, archive)
+        (moves, self.archive.take())
     }
 
     /// Starts over from the catalog's offsets, forgetting what was consumed since.
@@ -242,7 +238,8 @@ impl Ingest {
         self.committed = committed;
         self.next.clear();
         self.rows_per_interval.clear();
-        self.archive = StreamArchive::new(self.max_archive_bytes_in_memory);
+        // Forgotten: consuming again from `committed` gathers it anew.
+        self.archive.take();
         self.logged = 0;
     }
 }

@@ -1,5 +1,5 @@
 //! What every end-to-end test file needs: the `braid` binary with a clean environment, the
-//! bundled examples, and running a command that must succeed. Each test binary uses a subset.
+//! bundled examples, running a command that must succeed, and the files a run left. Each test binary uses a subset.
 #![allow(dead_code)]
 
 pub mod daemon;
@@ -63,4 +63,23 @@ pub fn succeed(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every file under `dir`, as sorted paths relative to it; empty when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }

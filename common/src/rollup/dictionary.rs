@@ -254,7 +254,9 @@ impl Dictionary {
                 let mut keyed: Vec<(u64, u32)> =
                     order.iter().map(|&id| (prefix_key(value(id)), id)).collect();
                 keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| value(a.1).cmp(value(b.1))));
-                order = keyed.into_iter().map(|(_, id)| id).collect();
+                for (slot, (_, id)) in order.iter_mut().zip(keyed) {
+                    *slot = id;
+                }
             }
             Self::Longs { values, .. } => order.sort_unstable_by_key(|a| values[*a as usize - 1]),
             Self::Floats { values, .. } => {
