@@ -16,10 +16,19 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Buffer size for decompressed input: large enough that line scanning dominates, not refills.
 const BUFFER_BYTES: usize = 256 * 1024;
 
-/// A reader of lines that may come from gzip.
+/// A reader of lines that may come from gzip. Input is decompressed straight into one
+/// buffer, and each line is handed out as a slice of it, found with a vectorised byte search:
+/// no line is copied unless it spans a refill.
 pub struct Lines {
-    reader: Box<dyn BufRead + Send>,
-    line: Vec<u8>,
+    reader: Box<dyn Read + Send>,
+    buffer: Vec<u8>,
+    /// The bytes not handed out yet: `buffer[start..filled]`.
+    start: usize,
+    filled: usize,
+    /// Bytes from `start` known to hold no `\n` (a long line is not searched again at each
+    /// refill).
+    searched: usize,
+    at_end: bool,
     number: u64,
 }
 
@@ -34,12 +43,17 @@ impl Lines {
     pub fn new<R: Read + Send + 'static>(source: R) -> io::Result<Self> {
         let mut buffered = BufReader::with_capacity(BUFFER_BYTES, source);
         let is_gzip = buffered.fill_buf()?.starts_with(&GZIP_MAGIC);
-        let reader: Box<dyn BufRead + Send> = if is_gzip {
-            Box::new(BufReader::with_capacity(BUFFER_BYTES, MultiGzDecoder::new(buffered)))
-        } else {
-            Box::new(buffered)
-        };
-        Ok(Self { reader, line: Vec::with_capacity(1024), number: 0 })
+        let reader: Box<dyn Read + Send> =
+            if is_gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+        Ok(Self {
+            reader,
+            buffer: vec![0; BUFFER_BYTES],
+            start: 0,
+            filled: 0,
+            searched: 0,
+            at_end: false,
+            number: 0,
+        })
     }
 
     /// The number of the last line returned (0 before the first).
@@ -52,14 +66,46 @@ impl Lines {
     /// a UTF-8 byte order mark at the very start is not part of any event and is dropped.
     /// A truncated or corrupt gzip stream is an error here.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
-        self.line.clear();
-        if self.reader.read_until(b'\n', &mut self.line)? == 0 {
-            return Ok(None);
-        }
+        let (line_start, line_end) = loop {
+            let unsearched = &self.buffer[self.start + self.searched..self.filled];
+            if let Some(at) = memchr::memchr(b'\n', unsearched) {
+                let end = self.start + self.searched + at;
+                break (std::mem::replace(&mut self.start, end + 1), end);
+            }
+            self.searched = self.filled - self.start;
+            if self.at_end {
+                if self.start == self.filled {
+                    return Ok(None);
+                }
+                break (std::mem::replace(&mut self.start, self.filled), self.filled);
+            }
+            self.refill()?;
+        };
+        self.searched = 0;
         self.number += 1;
-        let start = if self.number == 1 && self.line.starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
-        let end = self.line.len() - usize::from(self.line.ends_with(b"\n"));
-        Ok(Some((self.number, &self.line[start..end])))
+        let line = &self.buffer[line_start..line_end];
+        let line = if self.number == 1 { line.strip_prefix(UTF8_BOM).unwrap_or(line) } else { line };
+        Ok(Some((self.number, line)))
+    }
+
+    /// Reads more input after the bytes not handed out yet, which move to the front; the
+    /// buffer doubles when one line fills it.
+    fn refill(&mut self) -> io::Result<()> {
+        self.buffer.copy_within(self.start..self.filled, 0);
+        self.filled -= self.start;
+        self.start = 0;
+        if self.filled == self.buffer.len() {
+            self.buffer.resize(2 * self.buffer.len(), 0);
+        }
+        let read = loop {
+            match self.reader.read(&mut self.buffer[self.filled..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => break read?,
+            }
+        };
+        self.filled += read;
+        self.at_end = read == 0;
+        Ok(())
     }
 }
 
@@ -120,6 +166,16 @@ mod tests {
         assert_eq!(collect(gzip(&data)).unwrap(), expected);
         data.pop();
         assert_eq!(collect(data).unwrap(), expected, "the last line needs no newline");
+    }
+
+    #[test]
+    fn empty_lines_are_lines_and_empty_input_has_none() {
+        assert_eq!(collect(Vec::new()).unwrap(), []);
+        assert_eq!(collect(gzip(b"")).unwrap(), []);
+        let expected = vec![(1, String::new()), (2, "a".to_string()), (3, String::new())];
+        assert_eq!(collect(b"\na\n\n".to_vec()).unwrap(), expected);
+        assert_eq!(collect(gzip(b"\na\n\n")).unwrap(), expected);
+        assert_eq!(collect(b"\xEF\xBB\xBF\n".to_vec()).unwrap(), [(1, String::new())], "a mark and no event");
     }
 
     #[test]
