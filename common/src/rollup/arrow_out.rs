@@ -113,7 +113,6 @@ impl RollupIndex {
     }
 
     fn build_batch(&self, rows: &[u32], strings: Strings<'_>) -> (RecordBatch, Vec<DimensionSpec>) {
-        let id_of = |row: u32, d: usize| self.keys.id(row as usize, d);
         let mut fields = vec![Field::new(
             TIME_COLUMN,
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
@@ -127,7 +126,7 @@ impl RollupIndex {
             .column_order()
             .into_par_iter()
             .map(|d| {
-                let ids: Vec<u32> = rows.iter().map(|&r| id_of(r, d)).collect();
+                let ids = self.keys.ids(rows, d);
                 if schemaless && ids.iter().all(|&id| id == 0) {
                     return None;
                 }

@@ -107,6 +107,29 @@ impl RowKeys {
         u32::from_le_bytes(id)
     }
 
+    /// The ids of dimension `dim` in some rows, in their order: [`RowKeys::id`] of each, with
+    /// the width looked at once rather than per row.
+    pub(super) fn ids(&self, rows: &[u32], dim: usize) -> Vec<u32> {
+        fn gather<const W: usize>(keys: &RowKeys, rows: &[u32], offset: usize) -> Vec<u32> {
+            rows.iter()
+                .map(|&row| {
+                    let start = row as usize * keys.row_bytes + offset;
+                    let mut id = [0; 4];
+                    id[..W].copy_from_slice(&keys.bytes[start..start + W]);
+                    u32::from_le_bytes(id)
+                })
+                .collect()
+        }
+        let Some(&width) = self.widths.get(dim) else { return vec![0; rows.len()] };
+        let offset = self.offsets[dim];
+        match width {
+            1 => gather::<1>(self, rows, offset),
+            2 => gather::<2>(self, rows, offset),
+            3 => gather::<3>(self, rows, offset),
+            _ => gather::<4>(self, rows, offset),
+        }
+    }
+
     /// Every id of a row into `ids` (nulls past our dimensions).
     pub(super) fn unpack(&self, row: usize, ids: &mut [u32]) {
         for (dim, id) in ids.iter_mut().enumerate() {
@@ -163,6 +186,11 @@ mod tests {
             ],
             "every row reads back whole after each repacking, nulls past its dimensions"
         );
+        let some = [5, 0, 3, 3];
+        for dim in 0..4 {
+            let one_by_one: Vec<u32> = some.iter().map(|&r| keys.id(r as usize, dim)).collect();
+            assert_eq!(keys.ids(&some, dim), one_by_one, "dimension {dim}");
+        }
     }
 
     #[test]
