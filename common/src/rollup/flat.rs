@@ -5,14 +5,18 @@
 //! start and gives the exact error; so this path accepts only what serde_json accepts, and
 //! reads it to the same values.
 
-use super::RollupIndex;
-use super::parse::{Value, cached_slot, slot_at, store};
+use super::parse::{Value, cached_slot, intern_deferred, slot_at, store};
+use super::{Dictionary, RollupIndex, Slot};
 
 /// Reads one event into the scratch row; false when serde_json must read it instead (the
 /// scratch row is then partly written and must be cleared).
 pub(super) fn parse_flat(index: &mut RollupIndex, text: &str) -> bool {
     let mut reader = Reader { text, bytes: text.as_bytes(), pos: 0 };
-    read_object(index, &mut reader).is_some()
+    if read_object(index, &mut reader).is_none() {
+        return false;
+    }
+    intern_deferred(index, text);
+    true
 }
 
 fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
@@ -38,8 +42,18 @@ fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
             r.eat(b':')?;
             r.skip_whitespace();
             let value = r.value()?;
-            // A refused value goes to serde_json too, which refuses it the same way.
-            store(index, slot, value).ok()?;
+            match (slot, value) {
+                // Looked up once the line is read, its table prefetched meanwhile.
+                (Slot::Dimension(d), Value::Str(text))
+                    if let Dictionary::Strings(strings) = &index.dims[d].values =>
+                {
+                    // The reader is just past the closing quote.
+                    let end = r.pos - 1;
+                    index.scratch.defer(strings, d, end - text.len(), end, text);
+                }
+                // A refused value goes to serde_json too, which refuses it the same way.
+                _ => store(index, slot, value).ok()?,
+            }
             r.skip_whitespace();
             if r.eat(b',').is_some() {
                 r.skip_whitespace();

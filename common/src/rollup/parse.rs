@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-use super::{Dictionary, Dimension, Num, RollupIndex, Slot};
+use super::{Dictionary, Dimension, Num, RollupIndex, Slot, StringDictionary};
 use crate::spec::DimensionType;
 use crate::time::{Millis, TimestampFormat};
 
@@ -47,6 +47,18 @@ pub(super) struct Scratch {
     /// key order, so most keys resolve with one short comparison instead of a hash lookup.
     key_cache: Vec<CachedKey>,
     key_position: usize,
+    /// String dimension values read but not yet looked up (see [`Scratch::defer`]).
+    deferred: Vec<DeferredValue>,
+}
+
+/// A string dimension value of the event being read: where it is in the line, and its hash
+/// in the dimension's dictionary.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DeferredValue {
+    dim: usize,
+    start: usize,
+    end: usize,
+    hash: u32,
 }
 
 impl Scratch {
@@ -60,11 +72,29 @@ impl Scratch {
             number: Vec::with_capacity(32),
             key_cache: Vec::new(),
             key_position: 0,
+            deferred: Vec::new(),
         }
     }
 
     pub(super) fn resize(&mut self, dims: usize) {
         self.key.resize(dims, 0);
+    }
+
+    /// Notes a string dimension value (`line[start..end]`) to look up once the line is read,
+    /// and starts loading the part of its dictionary's table the lookup begins at: by then it
+    /// is in the cache, where a lookup made at once would wait for it, which is most of what
+    /// a lookup in a dictionary of many values costs.
+    pub(super) fn defer(
+        &mut self,
+        strings: &StringDictionary,
+        dim: usize,
+        start: usize,
+        end: usize,
+        value: &str,
+    ) {
+        let hash = strings.hash(value);
+        strings.prefetch(hash);
+        self.deferred.push(DeferredValue { dim, start, end, hash });
     }
 }
 
@@ -144,6 +174,19 @@ fn clear_scratch(index: &mut RollupIndex) {
     scratch.has_time = false;
     scratch.error = None;
     scratch.key_position = 0;
+    scratch.deferred.clear();
+}
+
+/// Looks up the deferred values of the line just read (see [`Scratch::defer`]).
+pub(super) fn intern_deferred(index: &mut RollupIndex, line: &str) {
+    let RollupIndex { dims, scratch, .. } = index;
+    for deferred in &scratch.deferred {
+        let Dictionary::Strings(strings) = &mut dims[deferred.dim].values else {
+            unreachable!("only string dimensions defer their values")
+        };
+        scratch.key[deferred.dim] = strings.intern_hashed(&line[deferred.start..deferred.end], deferred.hash);
+    }
+    scratch.deferred.clear();
 }
 
 /// The slot of the key at `position` in an event: events of one source repeat their key
@@ -284,6 +327,8 @@ pub(super) fn store(index: &mut RollupIndex, slot: Slot, value: Value<'_>) -> Re
                 Value::Object => Err("an object: nested values are not supported as dimensions".to_string()),
             };
             let id = id.map_err(|message| EventError::Field { field: dim.name.to_string(), message })?;
+            // A key seen twice: its last value stands, as if every value were stored at once.
+            index.scratch.deferred.retain(|deferred| deferred.dim != d);
             index.scratch.key[d] = id;
             Ok(())
         }

@@ -210,6 +210,21 @@ fn bad_events_are_refused_with_the_reason() {
 }
 
 #[test]
+fn a_field_given_twice_keeps_its_last_value() {
+    for (line, a) in [
+        (r#"{"ts": 1000, "a": "x", "a": null}"#, "a=null"),
+        (r#"{"ts": 1000, "a": null, "a": "x"}"#, r#"a=\"x\""#),
+        (r#"{"ts": 1000, "a": "x", "a": "y"}"#, r#"a=\"y\""#),
+        (r#"{"ts": 1000, "a": "x", "a": 12}"#, r#"a=\"12\""#),
+        (r#"{"ts": 1000, "a": 12, "a": "x"}"#, r#"a=\"x\""#),
+    ] {
+        let mut index = index_of(&spec(|_| {}));
+        index.parse(line.as_bytes()).unwrap();
+        assert!(scratch_text(&index).contains(a), "{line}: {}", scratch_text(&index));
+    }
+}
+
+#[test]
 fn schemaless_discovers_dimensions_and_widens_rows() {
     let mut index = index_of(&spec(|s| {
         s["dimensionsSpec"] = json!({"dimensions": [], "dimensionExclusions": ["secret"]});
