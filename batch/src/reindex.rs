@@ -6,11 +6,12 @@
 //! queryGranularity keeps hours apart (`none` up to `hour`), else the hours whose rows can fold
 //! together. Units share no row, so each is sorted on its own, and a segment's rows are its
 //! units' sorted rows one after the other, each unit's becoming row groups of their own. A
-//! worker that read a unit whole sorts it and turns it into Arrow batches at once, and lets go
-//! of its index before reading on, so the job holds little more than the batches; a unit that
-//! two workers read parts of is merged, sorted and built once every file is read. Segments are
-//! encoded in parallel and written before the single catalog commit that makes them visible. A
-//! raw file that cannot be read to its end fails the job before anything is published.
+//! worker that read a unit whole sorts it and turns it into Arrow batches at once, and empties
+//! its index (keeping its memory) for the next unit, so the job holds little more than the
+//! batches; a unit that two workers read parts of is merged, sorted and built once every file
+//! is read. Segments are encoded in parallel and written before the single catalog commit that
+//! makes them visible. A raw file that cannot be read to its end fails the job before anything
+//! is published.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Cursor;
@@ -566,9 +567,16 @@ async fn read_all(
                 .map(|_| {
                     scope.spawn(|| {
                         let mut result = WorkerResult::default();
+                        // The index of the unit built last, emptied for the next.
+                        let mut spare: Option<RollupIndex> = None;
                         while !failed.load(Ordering::Relaxed) {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(item) = order.get(i) else { break };
+                            if !result.indexes.contains_key(&item.unit)
+                                && let Some(index) = spare.take()
+                            {
+                                result.indexes.insert(item.unit, index);
+                            }
                             for file in &item.files {
                                 let outcome = handle
                                     .block_on(storage.get(&file.path))
@@ -583,13 +591,15 @@ async fn read_all(
                                 }
                                 progress.inc(file.size);
                             }
-                            // Read whole: sorted and built now, its index freed for the next.
+                            // Read whole: sorted and built now, its index emptied for the next.
                             if item.whole_unit
                                 && !failed.load(Ordering::Relaxed)
-                                && let Some(index) = result.indexes.remove(&item.unit)
+                                && let Some(mut index) = result.indexes.remove(&item.unit)
                             {
                                 let built = pool.install(|| UnitBatches::build(&index));
                                 result.built.insert(item.unit, built);
+                                index.clear();
+                                spare = Some(index);
                             }
                         }
                         result

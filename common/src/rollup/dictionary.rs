@@ -229,6 +229,25 @@ impl Dictionary {
         }
     }
 
+    /// Forgets every value, keeping the capacity.
+    pub(super) fn clear(&mut self) {
+        match self {
+            Self::Strings(strings) => strings.clear(),
+            Self::Longs { ids, values } => {
+                ids.clear();
+                values.clear();
+            }
+            Self::Floats { ids, values } => {
+                ids.clear();
+                values.clear();
+            }
+            Self::Doubles { ids, values } => {
+                ids.clear();
+                values.clear();
+            }
+        }
+    }
+
     /// Bytes the values and their lookup table take in memory.
     pub(super) fn allocated_bytes(&self) -> usize {
         match self {

@@ -137,6 +137,12 @@ impl RowKeys {
         }
     }
 
+    /// Drops every row, keeping the allocation and the widths.
+    pub(super) fn clear(&mut self) {
+        self.bytes.clear();
+        self.rows = 0;
+    }
+
     /// Bytes the packed rows take in memory.
     pub(super) fn allocated_bytes(&self) -> usize {
         self.bytes.capacity()

@@ -96,6 +96,11 @@ impl Scratch {
         strings.prefetch(hash);
         self.deferred.push(DeferredValue { dim, start, end, hash });
     }
+
+    /// Forgets the keys seen, whose slots may name dimensions that are gone.
+    pub(super) fn forget_keys(&mut self) {
+        self.key_cache.clear();
+    }
 }
 
 /// A key seen at some position of an event, and its slot.

@@ -241,6 +241,37 @@ fn schemaless_discovers_dimensions_and_widens_rows() {
     assert_eq!(&rows[1][..4], ["2020-01-01T10:00:00Z", "new", "1", "1"]);
 }
 
+#[test]
+fn a_cleared_index_reads_rows_as_a_new_index_does_in_the_memory_it_had() {
+    let declared = json!({"dimensions": ["a", {"type": "long", "name": "n"}]});
+    for dimensions in [json!({"dimensions": []}), declared] {
+        let spec = spec(|s| s["dimensionsSpec"] = dimensions.clone());
+        let mut reused = index_of(&spec);
+        // Enough values of a to widen its ids past one byte, and a field only these events have.
+        for i in 0..300 {
+            let line = format!(r#"{{"ts": 1000, "a": "a{i}", "n": {i}, "old": "x", "v": 1}}"#);
+            reused.add(line.as_bytes()).unwrap();
+        }
+        reused.clear();
+        assert_eq!(reused.rows(), 0);
+        let mut fresh = index_of(&spec);
+        for line in [
+            r#"{"ts": 2000, "n": 7, "new": "y", "v": 2}"#,
+            r#"{"ts": 2000, "a": "a1", "n": 7, "new": "y", "v": 3}"#,
+            r#"{"ts": 2000, "n": 7, "new": "y", "v": 4}"#,
+        ] {
+            reused.add(line.as_bytes()).unwrap();
+            fresh.add(line.as_bytes()).unwrap();
+        }
+        assert_eq!(reused.dimension_names(), fresh.dimension_names(), "{dimensions}");
+        let values = |index: &RollupIndex| index.dims.iter().map(|d| d.values.len()).collect::<Vec<_>>();
+        assert_eq!(values(&reused), values(&fresh), "{dimensions}: the old values are gone");
+        assert_eq!(table(&reused), table(&fresh), "{dimensions}");
+        assert_eq!(table(&reused).len(), 2, "{dimensions}");
+        assert!(reused.allocated_bytes() > fresh.allocated_bytes(), "{dimensions}: the memory is kept");
+    }
+}
+
 /// The scratch row of the event last parsed, as text: time, dimension values, metric inputs.
 fn scratch_text(index: &RollupIndex) -> String {
     let dims: Vec<String> = index
@@ -490,6 +521,13 @@ proptest! {
         }
         let twice: Vec<TestEvent> = events.iter().chain(&events).copied().collect();
         prop_assert_eq!(&rows_as_reference(&left), &reference(&twice));
+
+        // Emptied, as a batch worker empties its index for the next unit, and read again.
+        left.clear();
+        for (t, a, b, v) in &shuffled {
+            left.add(event_json(*t, *a, *b, *v).as_bytes()).unwrap();
+        }
+        prop_assert_eq!(&rows_as_reference(&left), &expected);
     }
 }
 
