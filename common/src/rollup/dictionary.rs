@@ -33,8 +33,9 @@ fn prefetch(entry: &u64) {
     let _ = entry;
 }
 
-/// Whether two byte strings are equal. Most dimension values are short: those are compared
-/// as two fixed-size words that overlap in the middle, rather than by a call to `memcmp`.
+/// Whether two byte strings are equal. Most dimension values are short: those of up to 32
+/// bytes are compared as two fixed-size words that overlap in the middle, rather than by a
+/// call to `memcmp`.
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
         bytes[at..at + N].try_into().expect("N bytes")
@@ -48,6 +49,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
         4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
         8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        17..=32 => word::<16>(a, 0) == word::<16>(b, 0) && word::<16>(a, n - 16) == word::<16>(b, n - 16),
         _ => a == b,
     }
 }
