@@ -183,7 +183,7 @@ impl StreamArchive {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Read;
 
     use flate2::read::MultiGzDecoder;
@@ -192,7 +192,8 @@ mod tests {
 
     const HOUR: i64 = 3_600_000;
 
-    fn gunzip(bytes: &[u8]) -> String {
+    /// The text of gzip bytes, every member of them.
+    pub(crate) fn gunzip(bytes: &[u8]) -> String {
         let mut out = String::new();
         MultiGzDecoder::new(bytes).read_to_string(&mut out).unwrap();
         out

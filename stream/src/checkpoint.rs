@@ -341,10 +341,7 @@ mod tests {
     async fn committed_lines(storage: &DeepStorage, state: &CatalogState) -> Vec<String> {
         let mut lines = Vec::new();
         for path in &state.raw_parts {
-            let gzip = storage.get(path).await.unwrap();
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&gzip[..]), &mut text)
-                .unwrap();
+            let text = crate::archive::tests::gunzip(&storage.get(path).await.unwrap());
             lines.extend(text.lines().map(str::to_string));
         }
         lines

@@ -1,5 +1,6 @@
 //! What every end-to-end test file needs: the `braid` binary with a clean environment, the
-//! bundled examples, running a command that must succeed, and the files a run left. Each test binary uses a subset.
+//! bundled examples, running a command that must succeed, and the files a run left. Each test
+//! binary uses a subset.
 #![allow(dead_code)]
 
 pub mod daemon;

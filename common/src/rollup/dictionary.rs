@@ -157,16 +157,20 @@ impl StringDictionary {
         }
     }
 
+    /// Where the value of an id handed out lies in `text`.
+    fn span(&self, id: u32) -> std::ops::Range<usize> {
+        let id = id as usize;
+        self.ends[id - 1]..self.ends[id]
+    }
+
     /// The value of an id handed out.
     fn value(&self, id: u32) -> &str {
-        let id = id as usize;
-        &self.text[self.ends[id - 1]..self.ends[id]]
+        &self.text[self.span(id)]
     }
 
     /// [`StringDictionary::value`] as bytes, with no check of character boundaries.
     fn value_bytes(&self, id: u32) -> &[u8] {
-        let id = id as usize;
-        &self.text.as_bytes()[self.ends[id - 1]..self.ends[id]]
+        &self.text.as_bytes()[self.span(id)]
     }
 
     /// Forgets every value, keeping the memory.

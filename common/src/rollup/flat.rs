@@ -48,8 +48,7 @@ fn read_object(index: &mut RollupIndex, r: &mut Reader<'_>) -> Option<()> {
                     if let Dictionary::Strings(strings) = &index.dims[d].values =>
                 {
                     // The reader is just past the closing quote.
-                    let end = r.pos - 1;
-                    index.scratch.defer(strings, d, end - text.len(), end, text);
+                    index.scratch.defer(strings, d, r.pos - 1 - text.len(), text);
                 }
                 // A refused value goes to serde_json too, which refuses it the same way.
                 _ => store(index, slot, value).ok()?,

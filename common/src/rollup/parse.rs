@@ -80,21 +80,14 @@ impl Scratch {
         self.key.resize(dims, 0);
     }
 
-    /// Notes a string dimension value (`line[start..end]`) to look up once the line is read,
-    /// and starts loading the part of its dictionary's table the lookup begins at: by then it
-    /// is in the cache, where a lookup made at once would wait for it, which is most of what
-    /// a lookup in a dictionary of many values costs.
-    pub(super) fn defer(
-        &mut self,
-        strings: &StringDictionary,
-        dim: usize,
-        start: usize,
-        end: usize,
-        value: &str,
-    ) {
+    /// Notes a string dimension value, found at `start` in the line, to look up once the line
+    /// is read, and starts loading the part of its dictionary's table the lookup begins at: by
+    /// then it is in the cache, where a lookup made at once would wait for it, which is most
+    /// of what a lookup in a dictionary of many values costs.
+    pub(super) fn defer(&mut self, strings: &StringDictionary, dim: usize, start: usize, value: &str) {
         let hash = strings.hash(value);
         strings.prefetch(hash);
-        self.deferred.push(DeferredValue { dim, start, end, hash });
+        self.deferred.push(DeferredValue { dim, start, end: start + value.len(), hash });
     }
 
     /// Forgets the keys seen, whose slots may name dimensions that are gone.
