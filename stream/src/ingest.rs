@@ -2,7 +2,7 @@
 //! its message time (never the wall clock, so a replay decides the same) whether it is indexed,
 //! and fold it into the open index; plus the offsets a checkpoint commits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::archive::RejectedLine;
@@ -98,8 +98,9 @@ pub struct Ingest {
     committed: BTreeMap<i32, Option<i64>>,
     /// The next offset to consume, for partitions consumed since the last checkpoint.
     next: BTreeMap<i32, i64>,
-    /// Rows in the open index per segment interval start.
-    rows_per_interval: HashMap<Millis, u64>,
+    /// Rows in the open index per segment interval start: a few intervals, looked up for every
+    /// new row, so a B-tree (no hashing) rather than a hash map.
+    rows_per_interval: BTreeMap<Millis, u64>,
     unparseable: u64,
     logged: u32,
 }
@@ -121,7 +122,7 @@ impl Ingest {
             archive: StreamArchive::new(spec.tuning.max_archive_bytes_in_memory),
             committed,
             next: BTreeMap::new(),
-            rows_per_interval: HashMap::new(),
+            rows_per_interval: BTreeMap::new(),
             unparseable: 0,
             logged: 0,
         }
