@@ -14,7 +14,7 @@
 //! is published.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Cursor;
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -579,10 +579,10 @@ async fn read_all(
                             }
                             for file in &item.files {
                                 let outcome = handle
-                                    .block_on(storage.get(&file.path))
+                                    .block_on(storage.reader(&file.path))
                                     .map_err(BatchError::from)
-                                    .and_then(|bytes| {
-                                        read_file(file, item.unit, bytes, &schema, &options, &mut result)
+                                    .and_then(|raw| {
+                                        read_file(file, item.unit, raw, &schema, &options, &mut result)
                                     });
                                 if let Err(e) = outcome {
                                     failed.store(true, Ordering::Relaxed);
@@ -647,7 +647,7 @@ async fn read_all(
 fn read_file(
     file: &RawInput,
     unit: usize,
-    bytes: Bytes,
+    raw: Box<dyn Read + Send>,
     schema: &Arc<RollupSchema>,
     options: &ReindexOptions,
     worker: &mut WorkerResult,
@@ -661,7 +661,7 @@ fn read_file(
         line,
         message: e.to_string(),
     };
-    let mut lines = Lines::new(Cursor::new(bytes)).map_err(|e| corrupt(0, e))?;
+    let mut lines = Lines::new(raw).map_err(|e| corrupt(0, e))?;
     let mut uncompressed = 0u64;
     // Events of one file almost always share a segment: count runs, not per-event map updates.
     let (mut run_segment, mut run_events) = (file_segment, 0u64);

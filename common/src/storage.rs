@@ -4,6 +4,7 @@
 //! them; this module turns them into object-store paths and back, and classifies failures so
 //! callers know whether to retry.
 
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 /// A deep-storage failure, split by who can act on it.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +186,33 @@ impl DeepStorage {
         result.bytes().await.map_err(|e| StorageError::from_store("read", relative, e))
     }
 
+    /// An object's bytes, to be read as they are consumed. A local file is handed over open,
+    /// so reading it takes a small buffer where [`DeepStorage::get`] first copies the whole
+    /// file into memory; other stores' objects are fetched whole.
+    pub async fn reader(&self, relative: &str) -> Result<Box<dyn Read + Send>, StorageError> {
+        let result = self
+            .store
+            .get(&self.path(relative))
+            .await
+            .map_err(|e| StorageError::from_store("get", relative, e))?;
+        match result.payload {
+            GetResultPayload::File(mut file, _) => {
+                let range = result.range;
+                file.seek(SeekFrom::Start(range.start)).map_err(|e| {
+                    let source =
+                        object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) };
+                    StorageError::from_store("read", relative, source)
+                })?;
+                Ok(Box::new(file.take(range.end - range.start)))
+            }
+            GetResultPayload::Stream(_) => {
+                let bytes =
+                    result.bytes().await.map_err(|e| StorageError::from_store("read", relative, e))?;
+                Ok(Box::new(Cursor::new(bytes)))
+            }
+        }
+    }
+
     /// An object's size and tag, without reading it.
     pub async fn head(&self, relative: &str) -> Result<StoredObject, StorageError> {
         let meta = self
@@ -279,6 +307,11 @@ mod tests {
         assert_eq!(storage.list_dirs("a").await.unwrap(), ["b", "c"]);
         assert!(storage.list("missing").await.unwrap().is_empty());
 
+        let mut read = Vec::new();
+        storage.reader("a/c/three.json").await.unwrap().read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"333");
+        let missing = storage.reader("a/none.json").await.map(|_| ());
+        assert!(matches!(missing, Err(StorageError::NotFound { .. })), "{missing:?}");
         let missing = storage.get("a/none.json").await;
         assert!(matches!(missing, Err(StorageError::NotFound { .. })), "{missing:?}");
         storage.delete("a/c/two.json").await.unwrap();
