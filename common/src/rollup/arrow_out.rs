@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
-    StringViewBuilder, TimestampMillisecondArray,
+    ArrayRef, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, PrimitiveArray,
+    StringArray, StringBuilder, StringViewBuilder, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
+use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Int32Type, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use rayon::prelude::*;
@@ -154,18 +155,16 @@ impl RollupIndex {
                     (DataType::Int64, false, Arc::new(array))
                 }
                 MetricColumn::Long { values, valid, .. } => {
-                    let array: Int64Array =
-                        rows.iter().map(|&r| valid[r as usize].then(|| values[r as usize])).collect();
+                    let array: Int64Array = gather(rows, |r| values[r as usize], |r| valid[r as usize]);
                     (DataType::Int64, true, Arc::new(array))
                 }
                 MetricColumn::Double { kind: AggregatorKind::FloatSum, values, valid, .. } => {
                     let array: Float32Array =
-                        rows.iter().map(|&r| valid[r as usize].then(|| values[r as usize] as f32)).collect();
+                        gather(rows, |r| values[r as usize] as f32, |r| valid[r as usize]);
                     (DataType::Float32, true, Arc::new(array))
                 }
                 MetricColumn::Double { values, valid, .. } => {
-                    let array: Float64Array =
-                        rows.iter().map(|&r| valid[r as usize].then(|| values[r as usize])).collect();
+                    let array: Float64Array = gather(rows, |r| values[r as usize], |r| valid[r as usize]);
                     (DataType::Float64, true, Arc::new(array))
                 }
             };
@@ -176,6 +175,29 @@ impl RollupIndex {
             .expect("columns match the schema by construction");
         (batch, written)
     }
+}
+
+/// A column of `value(item)` for each item, null where `valid(item)` is false. The values and
+/// the validity are gathered in two plain passes (the value under a null is whatever `value`
+/// gives), rather than pushed one optional value at a time through a builder.
+fn gather<T: ArrowPrimitiveType, I: Copy>(
+    items: &[I],
+    value: impl Fn(I) -> T::Native,
+    valid: impl Fn(I) -> bool,
+) -> PrimitiveArray<T> {
+    let values: ScalarBuffer<T::Native> = items.iter().map(|&item| value(item)).collect();
+    let validity = NullBuffer::new(BooleanBuffer::collect_bool(items.len(), |i| valid(items[i])));
+    PrimitiveArray::new(values, (validity.null_count() > 0).then_some(validity))
+}
+
+/// Every value of `ids` (ids of `values`, a string dictionary) in order, in one allocation.
+fn strings_of(values: &Dictionary, ids: impl Iterator<Item = u32> + Clone) -> StringArray {
+    let bytes = ids.clone().map(|id| values.str_value(id).len()).sum();
+    let mut builder = StringBuilder::with_capacity(ids.size_hint().0, bytes);
+    for id in ids {
+        builder.append_value(values.str_value(id));
+    }
+    builder.finish()
 }
 
 /// One dimension's (number `dim`) column for some rows' ids. Strings get a per-segment
@@ -201,8 +223,8 @@ fn dimension_column(
         }
         (DimensionType::String, Strings::Views) => {
             // Arrow gathers a view per row straight from a dictionary of every value.
-            let keys: Int32Array = ids.iter().map(|&id| (id != 0).then(|| id as i32 - 1)).collect();
-            let all: StringArray = (1..=values.len() as u32).map(|id| Some(values.str_value(id))).collect();
+            let keys: Int32Array = gather(ids, |id| id.max(1) as i32 - 1, |id| id != 0);
+            let all = strings_of(values, 1..=values.len() as u32);
             let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(all))
                 .expect("dictionary keys are in range by construction");
             let views = arrow::compute::cast(&array, &DataType::Utf8View)
@@ -219,26 +241,30 @@ fn dimension_column(
                 }
             }
             used.sort_unstable_by_key(|&id| ranks[id as usize]);
-            let mut dense = vec![-1i32; values.len() + 1];
+            // Id 0 (null) keeps key 0, hidden under the null.
+            let mut dense = vec![0i32; values.len() + 1];
             for (i, &id) in used.iter().enumerate() {
                 dense[id as usize] = i as i32;
             }
-            let keys: Int32Array = ids.iter().map(|&id| (id != 0).then(|| dense[id as usize])).collect();
-            let strings: StringArray = used.iter().map(|&id| Some(values.str_value(id))).collect();
+            let keys: Int32Array = gather(ids, |id| dense[id as usize], |id| id != 0);
+            let strings = strings_of(values, used.iter().copied());
             let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(strings))
                 .expect("dictionary keys are in range by construction");
             (DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), Arc::new(array))
         }
         (DimensionType::Long, _) => {
-            let array: Int64Array = ids.iter().map(|&id| (id != 0).then(|| values.i64_value(id))).collect();
+            let array: Int64Array =
+                gather(ids, |id| if id == 0 { 0 } else { values.i64_value(id) }, |id| id != 0);
             (DataType::Int64, Arc::new(array))
         }
         (DimensionType::Float, _) => {
-            let array: Float32Array = ids.iter().map(|&id| (id != 0).then(|| values.f32_value(id))).collect();
+            let array: Float32Array =
+                gather(ids, |id| if id == 0 { 0.0 } else { values.f32_value(id) }, |id| id != 0);
             (DataType::Float32, Arc::new(array))
         }
         (DimensionType::Double, _) => {
-            let array: Float64Array = ids.iter().map(|&id| (id != 0).then(|| values.f64_value(id))).collect();
+            let array: Float64Array =
+                gather(ids, |id| if id == 0 { 0.0 } else { values.f64_value(id) }, |id| id != 0);
             (DataType::Float64, Arc::new(array))
         }
     }
