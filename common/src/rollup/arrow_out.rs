@@ -232,15 +232,14 @@ fn dimension_column(
             (DataType::Utf8View, views)
         }
         (DimensionType::String, Strings::SortedDictionary(ranks)) => {
+            // The values these rows use, in sorted order: each placed at its rank (null, id 0,
+            // at rank 0).
             let ranks = &ranks.0[dim];
-            let mut seen = vec![false; values.len() + 1];
-            let mut used: Vec<u32> = Vec::new();
-            for &id in ids.iter().filter(|&&id| id != 0) {
-                if !std::mem::replace(&mut seen[id as usize], true) {
-                    used.push(id);
-                }
+            let mut by_rank = vec![0u32; values.len() + 1];
+            for &id in ids {
+                by_rank[ranks[id as usize] as usize] = id;
             }
-            used.sort_unstable_by_key(|&id| ranks[id as usize]);
+            let used: Vec<u32> = by_rank.into_iter().skip(1).filter(|&id| id != 0).collect();
             // Id 0 (null) keeps key 0, hidden under the null.
             let mut dense = vec![0i32; values.len() + 1];
             for (i, &id) in used.iter().enumerate() {

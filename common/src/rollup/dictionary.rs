@@ -206,14 +206,39 @@ impl StringDictionary {
     }
 }
 
-/// A value's first 8 bytes, zero-padded, big-endian: values whose keys differ are in the order
-/// of their keys (a value that ends within them is a prefix of the other, or has a smaller
-/// byte where the other goes on), and values with equal keys need comparing whole.
-fn prefix_key(value: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = value.len().min(8);
-    head[..n].copy_from_slice(&value[..n]);
-    u64::from_be_bytes(head)
+/// The 8 bytes of a value from `at`, zero-padded, big-endian: values whose keys differ are in
+/// the order of their keys (a value that ends within them is a prefix of the other, or has a
+/// smaller byte where the other goes on), and values with equal keys need looking further.
+fn word_key(value: &[u8], at: usize) -> u64 {
+    let rest = value.get(at..).unwrap_or_default();
+    let mut word = [0u8; 8];
+    let n = rest.len().min(8);
+    word[..n].copy_from_slice(&rest[..n]);
+    u64::from_be_bytes(word)
+}
+
+/// How many bytes into the values [`sort_by_bytes`] goes 8 at a time before comparing what
+/// still ties whole.
+const WORD_KEY_DEPTH: usize = 64;
+
+/// Sorts `(key, id)` pairs, keyed by [`word_key`] at `at`, into the byte order of their values.
+/// They are sorted by key as integers; a run of equal keys whose values all go on past the word
+/// is sorted again by the next word, and any other run (a value ends within the word, or the
+/// run is [`WORD_KEY_DEPTH`] bytes in) is sorted by comparing the values whole. Most values
+/// differ in their first bytes, so most are never compared as byte strings.
+fn sort_by_bytes<'a>(keyed: &mut [(u64, u32)], at: usize, value: &impl Fn(u32) -> &'a [u8]) {
+    keyed.sort_unstable_by_key(|&(key, _)| key);
+    let next = at + 8;
+    for run in keyed.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        if next < WORD_KEY_DEPTH && run.iter().all(|&(_, id)| value(id).len() > next) {
+            for (key, id) in run.iter_mut() {
+                *key = word_key(value(*id), next);
+            }
+            sort_by_bytes(run, next, value);
+        } else {
+            run.sort_unstable_by(|a, b| value(a.1).cmp(value(b.1)));
+        }
+    }
 }
 
 /// The values one dimension has seen, each with a dense id starting at 1.
@@ -337,11 +362,9 @@ impl Dictionary {
         match self {
             Self::Strings(strings) => {
                 let value = |id: u32| strings.value_bytes(id);
-                // Most values differ in their first bytes: sorted by those as one integer, only
-                // values that share them are compared whole.
                 let mut keyed: Vec<(u64, u32)> =
-                    order.iter().map(|&id| (prefix_key(value(id)), id)).collect();
-                keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| value(a.1).cmp(value(b.1))));
+                    order.iter().map(|&id| (word_key(value(id), 0), id)).collect();
+                sort_by_bytes(&mut keyed, 0, &value);
                 for (slot, (_, id)) in order.iter_mut().zip(keyed) {
                     *slot = id;
                 }
@@ -480,5 +503,41 @@ mod tests {
         expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         assert_eq!(by_rank.iter().map(|(_, v)| *v).collect::<Vec<_>>(), expected);
         assert_eq!(by_rank.iter().map(|(rank, _)| *rank).collect::<Vec<_>>(), (1..=13).collect::<Vec<_>>());
+    }
+
+    /// Ranks of values against their plain byte order.
+    fn assert_ranked_in_byte_order(values: &[String]) {
+        let mut dictionary = Dictionary::new(DimensionType::String);
+        let ids: Vec<u32> = values.iter().map(|v| dictionary.intern_str(v)).collect();
+        let ranks = dictionary.ranks();
+        let mut distinct = values.to_vec();
+        distinct.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        distinct.dedup();
+        for (value, id) in values.iter().zip(ids) {
+            let expected = distinct.binary_search(value).expect("a value given") + 1;
+            assert_eq!(ranks[id as usize] as usize, expected, "rank of {value:?}");
+        }
+    }
+
+    #[test]
+    fn string_ranks_follow_byte_order_through_long_shared_prefixes() {
+        let prefix = "https://www.example.com/wiki/".repeat(4);
+        let mut values: Vec<String> = ["", "a", "b", "\0", "\0\0", "x\0\0\0\0\0\0\0", "x\0\0\0\0\0\0\0\0"]
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        for tail in ["", "\0", "a", "ab", "b", "\0a", "a\0", "abcdefgh", "abcdefgh\0", "abcdefghi", "é"] {
+            for cut in [0, 7, 8, 9, 16, 29, 64, 65, prefix.len()] {
+                values.push(format!("{}{tail}", &prefix[..cut]));
+            }
+        }
+        assert_ranked_in_byte_order(&values);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn string_ranks_follow_byte_order(values in proptest::collection::vec("[ab\\x00]{0,40}", 1..200)) {
+            assert_ranked_in_byte_order(&values);
+        }
     }
 }
