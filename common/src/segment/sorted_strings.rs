@@ -48,8 +48,9 @@ pub(super) fn encode_chunk(
     // The values these rows use, in the dictionary's (sorted) order, and each key's place
     // among them.
     let mut dense = vec![u32::MAX; values.len()];
-    for key in keys.iter().flatten() {
-        dense[key as usize] = 0;
+    match keys.nulls() {
+        None => keys.values().iter().for_each(|&key| dense[key as usize] = 0),
+        Some(nulls) => nulls.valid_indices().for_each(|row| dense[keys.value(row) as usize] = 0),
     }
     let mut used: Vec<usize> = Vec::new();
     for (key, slot) in dense.iter_mut().enumerate() {
@@ -228,15 +229,32 @@ fn bit_pack(values: &[u32], bit_width: u8, out: &mut Vec<u8>) {
     for run in values.chunks(MAX_GROUPS_PER_RUN * 8) {
         let groups = run.len().div_ceil(8);
         write_varint(((groups as u64) << 1) | 1, out);
-        let (mut buffer, mut bits) = (0u64, 0u32);
-        for value in run.iter().copied().chain(std::iter::repeat_n(0, groups * 8 - run.len())) {
-            buffer |= u64::from(value) << bits;
-            bits += u32::from(bit_width);
-            while bits >= 8 {
-                out.push(buffer as u8);
-                buffer >>= 8;
-                bits -= 8;
-            }
+        for group in run.chunks(8) {
+            let mut eight = [0u32; 8];
+            eight[..group.len()].copy_from_slice(group);
+            pack_group(&eight, bit_width, out);
+        }
+    }
+}
+
+/// Eight values of `bit_width` bits, least significant bit first: `bit_width` bytes.
+fn pack_group(eight: &[u32; 8], bit_width: u8, out: &mut Vec<u8>) {
+    let width = u32::from(bit_width);
+    if width <= 16 {
+        // The usual case (dictionaries of up to 65,536 values): one 128-bit word.
+        let word =
+            eight.iter().enumerate().fold(0u128, |word, (i, &v)| word | u128::from(v) << (i as u32 * width));
+        out.extend_from_slice(&word.to_le_bytes()[..usize::from(bit_width)]);
+        return;
+    }
+    let (mut buffer, mut bits) = (0u64, 0u32);
+    for &value in eight {
+        buffer |= u64::from(value) << bits;
+        bits += width;
+        while bits >= 8 {
+            out.push(buffer as u8);
+            buffer >>= 8;
+            bits -= 8;
         }
     }
 }
@@ -316,6 +334,11 @@ mod tests {
                 values.extend([1, 2, 1]);
                 cases.push((values, 2));
             }
+        }
+        // Every width, values using all of its bits, in groups both whole and cut short.
+        for bit_width in 0..=32u8 {
+            let mask = u32::MAX.checked_shr(32 - u32::from(bit_width)).unwrap_or(0);
+            cases.push(((0..37u32).map(|i| i.wrapping_mul(2_654_435_761) & mask).collect(), bit_width));
         }
         for (values, bit_width) in cases {
             let mut out = Vec::new();
