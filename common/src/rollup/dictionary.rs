@@ -1,6 +1,6 @@
 //! Per-dimension dictionaries: value to dense id, id 0 meaning null.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashMap;
 
@@ -98,7 +98,10 @@ impl std::fmt::Debug for StringDictionary {
 impl StringDictionary {
     /// The hash [`StringDictionary::intern_hashed`] takes.
     pub fn hash(&self, value: &str) -> u32 {
-        (self.hasher.hash_one(value) >> 32) as u32
+        // The bytes alone: `str`'s own Hash adds a terminator, a second call into the hasher.
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(value.as_bytes());
+        (hasher.finish() >> 32) as u32
     }
 
     /// Starts loading the table entry where a lookup of a value with this hash begins.
