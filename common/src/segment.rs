@@ -400,15 +400,21 @@ mod tests {
         );
         let plain: ArrayRef =
             Arc::new(StringArray::from_iter((0..ROWS).map(|r| Some(format!("row {}", r % 10)))));
+        // Nullable, but never null: its pages take the path for pages without nulls.
+        let full = dictionary(
+            (0..ROWS).map(|r| Some(((r * 31) % 700) as i32)).collect(),
+            (0..700).map(|i| format!("city {i:03}")).collect(),
+        );
         let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         let schema = Schema::new(vec![
             Field::new("page", dict_type.clone(), true),
             Field::new("flag", dict_type.clone(), true),
             Field::new("never", dict_type.clone(), true),
-            Field::new("unsorted", dict_type, true),
+            Field::new("unsorted", dict_type.clone(), true),
             Field::new("plain", DataType::Utf8, false),
+            Field::new("full", dict_type, true),
         ]);
-        RecordBatch::try_new(Arc::new(schema), vec![page, flag, never, unsorted, plain]).unwrap()
+        RecordBatch::try_new(Arc::new(schema), vec![page, flag, never, unsorted, plain, full]).unwrap()
     }
 
     #[test]
@@ -454,7 +460,7 @@ mod tests {
         for (g, group) in metadata.row_groups().iter().enumerate() {
             let start = g * ROW_GROUP_ROWS;
             let rows = group.num_rows() as usize;
-            for c in 0..3 {
+            for c in [0, 1, 2, 5] {
                 let values = strings(&batch.column(c).slice(start, rows));
                 let name = batch.schema().field(c).name().clone();
                 let chunk = group.column(c);

@@ -97,18 +97,22 @@ pub(super) fn encode_chunk(
         let page = keys.slice(start, page_rows.min(keys.len() - start));
         page_keys.clear();
         page_levels.clear();
-        // Dense keys follow the sorted order: the smallest key is the page's smallest value.
-        let (mut min, mut max) = (u32::MAX, 0);
-        for key in page.iter() {
+        if page.null_count() == 0 {
+            page_keys.extend(page.values().iter().map(|&key| dense[key as usize]));
             if nullable {
-                page_levels.push(key.is_some() as u32);
+                page_levels.resize(page.len(), 1);
             }
-            if let Some(key) = key {
-                let dense = dense[key as usize];
-                (min, max) = (min.min(dense), max.max(dense));
-                page_keys.push(dense);
+        } else {
+            for key in page.iter() {
+                page_levels.push(key.is_some() as u32);
+                if let Some(key) = key {
+                    page_keys.push(dense[key as usize]);
+                }
             }
         }
+        // Dense keys follow the sorted order: the smallest key is the page's smallest value.
+        let (min, max) =
+            page_keys.iter().fold((u32::MAX, 0), |(min, max), &key| (min.min(key), max.max(key)));
         let nulls = page.len() - page_keys.len();
         nulls_total += nulls as u64;
 
