@@ -103,6 +103,7 @@ pub(super) fn encode_chunk(
                 page_levels.resize(page.len(), 1);
             }
         } else {
+            // Nulls only come in nullable columns (checked above), which write levels.
             for key in page.iter() {
                 page_levels.push(key.is_some() as u32);
                 if let Some(key) = key {
