@@ -205,7 +205,9 @@ impl StringDictionary {
 
     /// Bytes the values and their lookup table take in memory.
     pub fn bytes(&self) -> usize {
-        (self.entries.capacity() + self.ends.capacity()) * size_of::<u64>() + self.text.capacity()
+        self.entries.capacity() * size_of::<u64>()
+            + self.ends.capacity() * size_of::<usize>()
+            + self.text.capacity()
     }
 }
 
@@ -224,19 +226,20 @@ fn word_key(value: &[u8], at: usize) -> u64 {
 /// still ties whole.
 const WORD_KEY_DEPTH: usize = 64;
 
-/// Sorts `(key, id)` pairs, keyed by [`word_key`] at `at`, into the byte order of their values.
-/// They are sorted by key as integers; a run of equal keys whose values all go on past the word
-/// is sorted again by the next word, and any other run (a value ends within the word, or the
+/// Sorts ids, each paired with room for its key, into the byte order of their values from
+/// byte `at` on (the bytes before it being equal). They are keyed by [`word_key`] at `at` and
+/// sorted by key as integers; a run of equal keys whose values all go on past the word is
+/// sorted again from the next word, and any other run (a value ends within the word, or the
 /// run is [`WORD_KEY_DEPTH`] bytes in) is sorted by comparing the values whole. Most values
 /// differ in their first bytes, so most are never compared as byte strings.
 fn sort_by_bytes<'a>(keyed: &mut [(u64, u32)], at: usize, value: &impl Fn(u32) -> &'a [u8]) {
+    for (key, id) in keyed.iter_mut() {
+        *key = word_key(value(*id), at);
+    }
     keyed.sort_unstable_by_key(|&(key, _)| key);
     let next = at + 8;
     for run in keyed.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
         if next < WORD_KEY_DEPTH && run.iter().all(|&(_, id)| value(id).len() > next) {
-            for (key, id) in run.iter_mut() {
-                *key = word_key(value(*id), next);
-            }
             sort_by_bytes(run, next, value);
         } else {
             run.sort_unstable_by(|a, b| value(a.1).cmp(value(b.1)));
@@ -364,13 +367,9 @@ impl Dictionary {
         let mut order: Vec<u32> = (1..=self.len() as u32).collect();
         match self {
             Self::Strings(strings) => {
-                let value = |id: u32| strings.value_bytes(id);
-                let mut keyed: Vec<(u64, u32)> =
-                    order.iter().map(|&id| (word_key(value(id), 0), id)).collect();
-                sort_by_bytes(&mut keyed, 0, &value);
-                for (slot, (_, id)) in order.iter_mut().zip(keyed) {
-                    *slot = id;
-                }
+                let mut keyed: Vec<(u64, u32)> = order.iter().map(|&id| (0, id)).collect();
+                sort_by_bytes(&mut keyed, 0, &|id| strings.value_bytes(id));
+                order = keyed.into_iter().map(|(_, id)| id).collect();
             }
             Self::Longs { values, .. } => order.sort_unstable_by_key(|a| values[*a as usize - 1]),
             Self::Floats { values, .. } => {

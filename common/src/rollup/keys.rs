@@ -101,9 +101,14 @@ impl RowKeys {
     /// The id of dimension `dim` in a row: null (0) for a dimension the row has no id for.
     pub(super) fn id(&self, row: usize, dim: usize) -> u32 {
         let Some(&width) = self.widths.get(dim) else { return 0 };
-        let start = row * self.row_bytes + self.offsets[dim];
+        self.id_at(row * self.row_bytes + self.offsets[dim], usize::from(width))
+    }
+
+    /// The id packed in `width` bytes at `start`.
+    #[inline(always)]
+    fn id_at(&self, start: usize, width: usize) -> u32 {
         let mut id = [0; 4];
-        id[..usize::from(width)].copy_from_slice(&self.bytes[start..start + usize::from(width)]);
+        id[..width].copy_from_slice(&self.bytes[start..start + width]);
         u32::from_le_bytes(id)
     }
 
@@ -111,14 +116,7 @@ impl RowKeys {
     /// the width looked at once rather than per row.
     pub(super) fn ids(&self, rows: &[u32], dim: usize) -> Vec<u32> {
         fn gather<const W: usize>(keys: &RowKeys, rows: &[u32], offset: usize) -> Vec<u32> {
-            rows.iter()
-                .map(|&row| {
-                    let start = row as usize * keys.row_bytes + offset;
-                    let mut id = [0; 4];
-                    id[..W].copy_from_slice(&keys.bytes[start..start + W]);
-                    u32::from_le_bytes(id)
-                })
-                .collect()
+            rows.iter().map(|&row| keys.id_at(row as usize * keys.row_bytes + offset, W)).collect()
         }
         let Some(&width) = self.widths.get(dim) else { return vec![0; rows.len()] };
         let offset = self.offsets[dim];
