@@ -190,8 +190,12 @@ fn typed_dimensions() {
 #[test]
 fn bad_events_are_refused_with_the_reason() {
     let mut index = index_of(&spec(|_| {}));
-    let cases: [(&[u8], &str); 7] = [
+    let cases: [(&[u8], &str); 8] = [
         (b"{\"ts\": \"2020-01-01T10:00:00Z\", ", "not a valid JSON object"),
+        (
+            b"{\"ts\": \"2020-01-01T10:00:00Z\", \"a\": \"\xff\"}",
+            "not a valid JSON object: not UTF-8: invalid utf-8 sequence of 1 bytes from index 37",
+        ),
         (b"[1, 2]", "not a valid JSON object"),
         (br#"{"a": "x"}"#, r#"timestamp column "ts" is missing"#),
         (br#"{"ts": "yesterday"}"#, "yesterday"),
