@@ -179,9 +179,48 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The offset of the first quote, backslash or control character in `bytes`, looked for
-/// eight bytes at a time.
+/// The offset of the first quote, backslash or control character in `bytes`: sixteen bytes at
+/// a time with SSE2, the last few eight at a time.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn special_byte(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(16);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        // SAFETY: the function needs SSE2, which this build's target has (see the cfg above;
+        // every x86_64 CPU has it).
+        #[allow(unsafe_code)]
+        let found = unsafe { special_mask(chunk.try_into().expect("sixteen bytes")) };
+        if found != 0 {
+            return Some(offset + found.trailing_zeros() as usize);
+        }
+        offset += 16;
+    }
+    special_byte_by_words(chunks.remainder()).map(|at| offset + at)
+}
+
+/// Bit `i` set where byte `i` of `chunk` is a quote, a backslash or a control character.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+fn special_mask(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8,
+    };
+    let half = |at: usize| i64::from_le_bytes(chunk[at..at + 8].try_into().expect("eight bytes"));
+    let v = _mm_set_epi64x(half(8), half(0));
+    let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+    let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+    // A control character is at most 0x1f, unsigned: the smaller of it and 0x1f.
+    let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    special_byte_by_words(bytes)
+}
+
+/// [`special_byte`] eight bytes at a time, with plain integer operations.
+fn special_byte_by_words(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGHS: u64 = ONES << 7;
     // The high bit of each byte of `x` that is zero. A borrow can also mark a byte above a
@@ -243,10 +282,12 @@ mod tests {
                         bytes[at + 1] = 0x00;
                     }
                     assert_eq!(special_byte(&bytes), Some(at), "{bytes:?}");
+                    assert_eq!(special_byte_by_words(&bytes), Some(at), "{bytes:?}");
                 }
             }
             let bytes: Vec<u8> = plain.iter().cycle().skip(len).take(len).copied().collect();
             assert_eq!(special_byte(&bytes), None, "{bytes:?}");
+            assert_eq!(special_byte_by_words(&bytes), None, "{bytes:?}");
         }
     }
 
