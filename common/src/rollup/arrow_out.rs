@@ -190,6 +190,12 @@ fn gather<T: ArrowPrimitiveType, I: Copy>(
     PrimitiveArray::new(values, (validity.null_count() > 0).then_some(validity))
 }
 
+/// A dimension column of `value(id)` for each row's id, null where the id is 0 (null), for
+/// which `value` is not asked.
+fn by_id<T: ArrowPrimitiveType>(ids: &[u32], value: impl Fn(u32) -> T::Native) -> PrimitiveArray<T> {
+    gather(ids, |id| if id == 0 { T::Native::default() } else { value(id) }, |id| id != 0)
+}
+
 /// Every value of `ids` (ids of `values`, a string dictionary) in order, in one allocation.
 fn strings_of(values: &Dictionary, ids: impl Iterator<Item = u32> + Clone) -> StringArray {
     let bytes = ids.clone().map(|id| values.str_value(id).len()).sum();
@@ -223,7 +229,7 @@ fn dimension_column(
         }
         (DimensionType::String, Strings::Views) => {
             // Arrow gathers a view per row straight from a dictionary of every value.
-            let keys: Int32Array = gather(ids, |id| id.max(1) as i32 - 1, |id| id != 0);
+            let keys: Int32Array = by_id(ids, |id| id as i32 - 1);
             let all = strings_of(values, 1..=values.len() as u32);
             let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(all))
                 .expect("dictionary keys are in range by construction");
@@ -240,30 +246,26 @@ fn dimension_column(
                 by_rank[ranks[id as usize] as usize] = id;
             }
             let used: Vec<u32> = by_rank.into_iter().skip(1).filter(|&id| id != 0).collect();
-            // Id 0 (null) keeps key 0, hidden under the null.
             let mut dense = vec![0i32; values.len() + 1];
             for (i, &id) in used.iter().enumerate() {
                 dense[id as usize] = i as i32;
             }
-            let keys: Int32Array = gather(ids, |id| dense[id as usize], |id| id != 0);
+            let keys: Int32Array = by_id(ids, |id| dense[id as usize]);
             let strings = strings_of(values, used.iter().copied());
             let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(strings))
                 .expect("dictionary keys are in range by construction");
             (DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), Arc::new(array))
         }
         (DimensionType::Long, _) => {
-            let array: Int64Array =
-                gather(ids, |id| if id == 0 { 0 } else { values.i64_value(id) }, |id| id != 0);
+            let array: Int64Array = by_id(ids, |id| values.i64_value(id));
             (DataType::Int64, Arc::new(array))
         }
         (DimensionType::Float, _) => {
-            let array: Float32Array =
-                gather(ids, |id| if id == 0 { 0.0 } else { values.f32_value(id) }, |id| id != 0);
+            let array: Float32Array = by_id(ids, |id| values.f32_value(id));
             (DataType::Float32, Arc::new(array))
         }
         (DimensionType::Double, _) => {
-            let array: Float64Array =
-                gather(ids, |id| if id == 0 { 0.0 } else { values.f64_value(id) }, |id| id != 0);
+            let array: Float64Array = by_id(ids, |id| values.f64_value(id));
             (DataType::Float64, Arc::new(array))
         }
     }
