@@ -561,52 +561,47 @@ async fn read_all(
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let first_error: Mutex<Option<BatchError>> = Mutex::new(None);
-        let threads = options.threads.max(1).min(order.len().max(1));
-        let results: Vec<WorkerResult> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut result = WorkerResult::default();
-                        // The index of the unit built last, emptied for the next.
-                        let mut spare: Option<RollupIndex> = None;
-                        while !failed.load(Ordering::Relaxed) {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(item) = order.get(i) else { break };
-                            if !result.indexes.contains_key(&item.unit)
-                                && let Some(index) = spare.take()
-                            {
-                                result.indexes.insert(item.unit, index);
-                            }
-                            for file in &item.files {
-                                let outcome = handle
-                                    .block_on(storage.reader(&file.path))
-                                    .map_err(BatchError::from)
-                                    .and_then(|raw| {
-                                        read_file(file, item.unit, raw, &schema, &options, &mut result)
-                                    });
-                                if let Err(e) = outcome {
-                                    failed.store(true, Ordering::Relaxed);
-                                    first_error.lock().expect("not poisoned").get_or_insert(e);
-                                    break;
-                                }
-                                progress.inc(file.size);
-                            }
-                            // Read whole: sorted and built now, its index emptied for the next.
-                            if item.whole_unit
-                                && !failed.load(Ordering::Relaxed)
-                                && let Some(mut index) = result.indexes.remove(&item.unit)
-                            {
-                                let built = pool.install(|| UnitBatches::build(&index));
-                                result.built.insert(item.unit, built);
-                                index.clear();
-                                spare = Some(index);
-                            }
-                        }
-                        result
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().expect("worker threads do not panic")).collect()
+        // One reader on each of the pool's threads. A reader that finishes a unit sorts and
+        // builds it right there: rayon runs the sort's halves on the same thread while the
+        // other threads are reading, and spreads them once a thread has nothing left to read.
+        // (Built through `install` from threads of their own, both readers finishing pieces of
+        // the same size at once would wait on the pool together, and its serial parts left a
+        // core idle.)
+        let results: Vec<WorkerResult> = pool.broadcast(|_| {
+            let mut result = WorkerResult::default();
+            // The index of the unit built last, emptied for the next.
+            let mut spare: Option<RollupIndex> = None;
+            while !failed.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = order.get(i) else { break };
+                if !result.indexes.contains_key(&item.unit)
+                    && let Some(index) = spare.take()
+                {
+                    result.indexes.insert(item.unit, index);
+                }
+                for file in &item.files {
+                    let outcome = handle
+                        .block_on(storage.reader(&file.path))
+                        .map_err(BatchError::from)
+                        .and_then(|raw| read_file(file, item.unit, raw, &schema, &options, &mut result));
+                    if let Err(e) = outcome {
+                        failed.store(true, Ordering::Relaxed);
+                        first_error.lock().expect("not poisoned").get_or_insert(e);
+                        break;
+                    }
+                    progress.inc(file.size);
+                }
+                // Read whole: sorted and built now, its index emptied for the next.
+                if item.whole_unit
+                    && !failed.load(Ordering::Relaxed)
+                    && let Some(mut index) = result.indexes.remove(&item.unit)
+                {
+                    result.built.insert(item.unit, UnitBatches::build(&index));
+                    index.clear();
+                    spare = Some(index);
+                }
+            }
+            result
         });
         progress.finish_and_clear();
         if let Some(error) = first_error.into_inner().expect("not poisoned") {
