@@ -13,7 +13,9 @@ use arrow::datatypes::{DataType, FieldRef, Int32Type, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::column::writer::ColumnCloseResult;
@@ -48,6 +50,18 @@ enum Chunk {
     Arrow(ArrowColumnChunk),
     /// A sorted string dictionary's pages, written directly.
     Pages(Bytes, ColumnCloseResult),
+}
+
+/// One column of one row group, to encode.
+struct ColumnWork {
+    field: FieldRef,
+    column: ArrayRef,
+    /// The column's first leaf in the Parquet schema.
+    first_leaf: usize,
+    /// A string dictionary with sorted, distinct values, whose pages are written directly.
+    sorted: bool,
+    /// A writer for each of its leaves (the sorted dictionary's goes unused).
+    writers: Vec<ArrowColumnWriter>,
 }
 
 /// A segment file that cannot be written or read.
@@ -140,60 +154,73 @@ pub fn write_segment(
     let mut buffer = Vec::with_capacity(memory / 4);
     let mut writer = SerializedFileWriter::new(&mut buffer, parquet_schema.root_schema_ptr(), props)
         .map_err(|e| error(&e))?;
+    // Chunks come back a column at a time, this many to a row group.
+    let per_row_group = schema.fields().len();
     let factory = ArrowRowGroupWriterFactory::new(&writer, schema);
 
     let sorted_strings: Vec<Vec<bool>> = batches.iter().map(sorted_string_columns).collect();
-    // (batch, whether each of its columns is a sorted string dictionary, first row, rows)
-    let groups: Vec<(&RecordBatch, &[bool], usize, usize)> = batches
-        .iter()
-        .zip(&sorted_strings)
-        .flat_map(|(batch, sorted)| {
-            (0..batch.num_rows()).step_by(ROW_GROUP_ROWS).map(move |offset| {
-                (batch, sorted.as_slice(), offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset))
-            })
-        })
-        .collect();
-    let encoded: Vec<Result<Vec<Chunk>, ParquetError>> = groups
+    // Every column of every row group is a piece of work of its own, so that a segment of one
+    // row group still uses every core, and the last row group does not leave one core
+    // encoding it alone.
+    let mut columns = Vec::new();
+    let mut row_groups = 0;
+    for (batch, sorted) in batches.iter().zip(&sorted_strings) {
+        for offset in (0..batch.num_rows()).step_by(ROW_GROUP_ROWS) {
+            let rows = batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset));
+            let mut writers = factory.create_column_writers(row_groups).map_err(|e| error(&e))?.into_iter();
+            let mut first_leaf = 0;
+            for (c, (field, column)) in rows.schema().fields().iter().zip(rows.columns()).enumerate() {
+                // The leaves of a column: one, but for nested types.
+                let leaves = (first_leaf..parquet_schema.num_columns())
+                    .take_while(|&leaf| parquet_schema.get_column_root_idx(leaf) == c)
+                    .count();
+                let column_writers: Vec<_> = writers.by_ref().take(leaves).collect();
+                columns.push(ColumnWork {
+                    field: field.clone(),
+                    column: column.clone(),
+                    first_leaf,
+                    sorted: sorted[c],
+                    writers: column_writers,
+                });
+                first_leaf += leaves;
+            }
+            row_groups += 1;
+        }
+    }
+    let encoded: Vec<Result<Vec<Chunk>, ParquetError>> = columns
         .into_par_iter()
-        .enumerate()
-        .map(|(g, (batch, sorted_strings, offset, length))| {
-            let rows = batch.slice(offset, length);
-            let mut writers = factory.create_column_writers(g)?.into_iter();
-            let mut chunks = Vec::new();
-            for ((field, column), &sorted) in
-                rows.schema().fields().iter().zip(rows.columns()).zip(sorted_strings)
-            {
-                if sorted {
-                    // A dictionary column is one leaf; its Arrow writer goes unused.
-                    writers.next();
-                    let dictionary = column.as_dictionary::<Int32Type>();
-                    let (bytes, close) = sorted_strings::encode_chunk(
-                        parquet_schema.column(chunks.len()),
-                        dictionary.keys(),
-                        dictionary.values().as_string::<i32>(),
-                        ZSTD_LEVEL,
-                        page_rows,
-                    )?;
-                    chunks.push(Chunk::Pages(bytes, close));
-                    continue;
-                }
-                for leaf in compute_leaves(field, column)? {
-                    let mut writer = writers.next().expect("one writer per leaf");
-                    writer.write(&leaf)?;
-                    chunks.push(Chunk::Arrow(writer.close()?));
-                }
+        .map(|work| {
+            if work.sorted {
+                // A dictionary column is one leaf; its Arrow writer goes unused.
+                let dictionary = work.column.as_dictionary::<Int32Type>();
+                let (bytes, close) = sorted_strings::encode_chunk(
+                    parquet_schema.column(work.first_leaf),
+                    dictionary.keys(),
+                    dictionary.values().as_string::<i32>(),
+                    ZSTD_LEVEL,
+                    page_rows,
+                )?;
+                return Ok(vec![Chunk::Pages(bytes, close)]);
+            }
+            let mut chunks = Vec::with_capacity(work.writers.len());
+            for (leaf, mut writer) in compute_leaves(&work.field, &work.column)?.iter().zip(work.writers) {
+                writer.write(leaf)?;
+                chunks.push(Chunk::Arrow(writer.close()?));
             }
             Ok(chunks)
         })
         .collect();
-    for chunks in encoded {
+    let mut encoded = encoded.into_iter();
+    for _ in 0..row_groups {
         let mut row_group = writer.next_row_group().map_err(|e| error(&e))?;
-        for chunk in chunks.map_err(|e| error(&e))? {
-            match chunk {
-                Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
-                Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
+        for chunks in encoded.by_ref().take(per_row_group) {
+            for chunk in chunks.map_err(|e| error(&e))? {
+                match chunk {
+                    Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
+                    Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
+                }
+                .map_err(|e| error(&e))?;
             }
-            .map_err(|e| error(&e))?;
         }
         row_group.close().map_err(|e| error(&e))?;
     }
