@@ -198,7 +198,7 @@ fn by_id<T: ArrowPrimitiveType>(ids: &[u32], value: impl Fn(u32) -> T::Native) -
 
 /// Every value of `ids` (ids of `values`, a string dictionary) in order, in one allocation.
 fn strings_of(values: &Dictionary, ids: impl Iterator<Item = u32> + Clone) -> StringArray {
-    let bytes = ids.clone().map(|id| values.str_value(id).len()).sum();
+    let bytes = ids.clone().map(|id| values.str_bytes(id).len()).sum();
     let mut builder = StringBuilder::with_capacity(ids.size_hint().0, bytes);
     for id in ids {
         builder.append_value(values.str_value(id));

@@ -386,6 +386,15 @@ impl Dictionary {
         ranks
     }
 
+    /// [`Dictionary::str_value`] as bytes: its length, say, without reading it for character
+    /// boundaries.
+    pub(super) fn str_bytes(&self, id: u32) -> &[u8] {
+        match self {
+            Self::Strings(strings) => strings.value_bytes(id),
+            _ => unreachable!("string dictionary"),
+        }
+    }
+
     pub(super) fn str_value(&self, id: u32) -> &str {
         match self {
             Self::Strings(strings) => strings.value(id),
