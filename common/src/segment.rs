@@ -23,7 +23,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{FileMetaData, KeyValue};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,32 @@ struct ColumnWork {
     sorted: bool,
     /// A writer for each of its leaves (the sorted dictionary's goes unused).
     writers: Vec<ArrowColumnWriter>,
+}
+
+impl ColumnWork {
+    /// The column's chunks, a leaf each.
+    fn encode(self, parquet_schema: &SchemaDescriptor, page_rows: usize) -> Result<Vec<Chunk>, ParquetError> {
+        if self.sorted {
+            // A dictionary column is one leaf; its Arrow writer goes unused.
+            let dictionary = self.column.as_dictionary::<Int32Type>();
+            let (bytes, close) = sorted_strings::encode_chunk(
+                parquet_schema.column(self.first_leaf),
+                dictionary.keys(),
+                dictionary.values().as_string::<i32>(),
+                ZSTD_LEVEL,
+                page_rows,
+            )?;
+            return Ok(vec![Chunk::Pages(bytes, close)]);
+        }
+        let mut writers = self.writers.into_iter();
+        let mut chunks = Vec::new();
+        for leaf in compute_leaves(&self.field, &self.column)? {
+            let mut writer = writers.next().expect("one writer per leaf");
+            writer.write(&leaf)?;
+            chunks.push(Chunk::Arrow(writer.close()?));
+        }
+        Ok(chunks)
+    }
 }
 
 /// A segment file that cannot be written or read.
@@ -159,70 +185,57 @@ pub fn write_segment(
     let factory = ArrowRowGroupWriterFactory::new(&writer, schema);
 
     let sorted_strings: Vec<Vec<bool>> = batches.iter().map(sorted_string_columns).collect();
-    // Every column of every row group is a piece of work of its own, so that a segment of one
-    // row group still uses every core, and the last row group does not leave one core
-    // encoding it alone.
-    let mut columns = Vec::new();
-    let mut row_groups = 0;
-    for (batch, sorted) in batches.iter().zip(&sorted_strings) {
-        for offset in (0..batch.num_rows()).step_by(ROW_GROUP_ROWS) {
-            let rows = batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset));
-            let mut writers = factory.create_column_writers(row_groups).map_err(|e| error(&e))?.into_iter();
+    // (rows, whether each column is a sorted string dictionary), a row group each
+    let row_groups: Vec<(RecordBatch, &[bool])> = batches
+        .iter()
+        .zip(&sorted_strings)
+        .flat_map(|(batch, sorted)| {
+            (0..batch.num_rows()).step_by(ROW_GROUP_ROWS).map(move |offset| {
+                (batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset)), sorted.as_slice())
+            })
+        })
+        .collect();
+    // Every column of a row group is a piece of work of its own, so that a segment of one row
+    // group still uses every core, and the last row group does not leave one core encoding it
+    // alone. Row groups go a few at a time, so that a wide schema does not have a writer
+    // (and its buffers) for every column of every row group at once.
+    let window_size = 2 * rayon::current_num_threads();
+    for (w, window) in row_groups.chunks(window_size).enumerate() {
+        let mut columns = Vec::new();
+        for (g, (rows, sorted)) in window.iter().enumerate() {
+            let mut writers = factory.create_column_writers(w * window_size + g).map_err(|e| error(&e))?;
             let mut first_leaf = 0;
             for (c, (field, column)) in rows.schema().fields().iter().zip(rows.columns()).enumerate() {
                 // The leaves of a column: one, but for nested types.
                 let leaves = (first_leaf..parquet_schema.num_columns())
                     .take_while(|&leaf| parquet_schema.get_column_root_idx(leaf) == c)
                     .count();
-                let column_writers: Vec<_> = writers.by_ref().take(leaves).collect();
                 columns.push(ColumnWork {
                     field: field.clone(),
                     column: column.clone(),
                     first_leaf,
                     sorted: sorted[c],
-                    writers: column_writers,
+                    writers: writers.drain(..leaves).collect(),
                 });
                 first_leaf += leaves;
             }
-            row_groups += 1;
         }
-    }
-    let encoded: Vec<Result<Vec<Chunk>, ParquetError>> = columns
-        .into_par_iter()
-        .map(|work| {
-            if work.sorted {
-                // A dictionary column is one leaf; its Arrow writer goes unused.
-                let dictionary = work.column.as_dictionary::<Int32Type>();
-                let (bytes, close) = sorted_strings::encode_chunk(
-                    parquet_schema.column(work.first_leaf),
-                    dictionary.keys(),
-                    dictionary.values().as_string::<i32>(),
-                    ZSTD_LEVEL,
-                    page_rows,
-                )?;
-                return Ok(vec![Chunk::Pages(bytes, close)]);
-            }
-            let mut chunks = Vec::with_capacity(work.writers.len());
-            for (leaf, mut writer) in compute_leaves(&work.field, &work.column)?.iter().zip(work.writers) {
-                writer.write(leaf)?;
-                chunks.push(Chunk::Arrow(writer.close()?));
-            }
-            Ok(chunks)
-        })
-        .collect();
-    let mut encoded = encoded.into_iter();
-    for _ in 0..row_groups {
-        let mut row_group = writer.next_row_group().map_err(|e| error(&e))?;
-        for chunks in encoded.by_ref().take(per_row_group) {
-            for chunk in chunks.map_err(|e| error(&e))? {
-                match chunk {
-                    Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
-                    Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
+        let encoded: Vec<Result<Vec<Chunk>, ParquetError>> =
+            columns.into_par_iter().map(|work| work.encode(&parquet_schema, page_rows)).collect();
+        let mut encoded = encoded.into_iter();
+        for _ in window {
+            let mut row_group = writer.next_row_group().map_err(|e| error(&e))?;
+            for chunks in encoded.by_ref().take(per_row_group) {
+                for chunk in chunks.map_err(|e| error(&e))? {
+                    match chunk {
+                        Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
+                        Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
+                    }
+                    .map_err(|e| error(&e))?;
                 }
-                .map_err(|e| error(&e))?;
             }
+            row_group.close().map_err(|e| error(&e))?;
         }
-        row_group.close().map_err(|e| error(&e))?;
     }
     writer.close().map_err(|e| error(&e))?;
     Ok(Bytes::from(buffer))
@@ -442,6 +455,26 @@ mod tests {
             Field::new("full", dict_type, true),
         ]);
         RecordBatch::try_new(Arc::new(schema), vec![page, flag, never, unsorted, plain, full]).unwrap()
+    }
+
+    #[test]
+    fn row_groups_past_one_encoding_window_keep_their_order() {
+        // On one thread, row groups encode two at a time: seven batches take four windows.
+        let batch = batch();
+        let cuts = [0, 10, 25, 1000, 1001, 5000, 40_000, ROWS];
+        let pieces: Vec<RecordBatch> = cuts.windows(2).map(|c| batch.slice(c[0], c[1] - c[0])).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let bytes = pool.install(|| write_segment(&pieces, &description())).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+        let sizes: Vec<usize> =
+            reader.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
+        let expected: Vec<usize> = cuts.windows(2).map(|c| c[1] - c[0]).collect();
+        assert_eq!(sizes, expected);
+        let (_, read) = read_segment(bytes, "test").unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            assert_eq!(strings(read.column(i)), strings(batch.column(i)), "{}", field.name());
+        }
     }
 
     #[test]
