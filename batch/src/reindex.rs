@@ -784,7 +784,7 @@ async fn write_segments(
     let handle = tokio::runtime::Handle::current();
     let (storage_for_workers, spec_for_workers, version_for_workers) =
         (storage.clone(), spec.clone(), version.to_string());
-    // Segments encode in parallel, and so do the row groups inside each one.
+    // Segments encode in parallel, and so do the column chunks inside each one.
     let pool = pool.clone();
     let results: Vec<Result<(SegmentRecord, Duration), BatchError>> =
         tokio::task::spawn_blocking(move || {

@@ -135,9 +135,9 @@ pub struct SegmentDescription {
 
 /// Encodes rows as a Parquet segment file: the batches in order, each cut into row groups of
 /// at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches, so each batch may
-/// bring its own dictionaries). Every batch has the same schema. Row groups are encoded in
-/// parallel (on rayon's pool) and then written in order, so one large segment still uses
-/// every core. String dictionaries whose values are sorted and distinct (what
+/// bring its own dictionaries). Every batch has the same schema. The column chunks of a few
+/// row groups at a time are encoded in parallel (on rayon's pool) and then written in order,
+/// so any segment, even one of a single row group, uses every core. String dictionaries whose values are sorted and distinct (what
 /// [`RollupIndex::record_batch`] builds) keep their keys: their pages are written directly
 /// (see `sorted_strings`).
 pub fn write_segment(
