@@ -227,7 +227,7 @@ async fn run_reindex(
     info!(files = files.len(), intervals = segment_intervals.len(), version, "Reindexing.");
 
     let schema = RollupSchema::new(spec);
-    // Sorting and encoding run on a pool of the job's size.
+    // Reading, sorting and encoding run on a pool of the job's size.
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads.max(1))
@@ -526,8 +526,8 @@ fn work_items(schema: &RollupSchema, files: &[RawInput], threads: usize) -> (Vec
     (items, count)
 }
 
-/// Reads every piece of work into an index of its unit, and builds each unit a worker read
-/// whole (sorting on `pool`); returns what became of each unit.
+/// Reads every piece of work into an index of its unit on `pool`'s threads, and builds each
+/// unit a worker read whole; returns what became of each unit.
 async fn read_all(
     storage: &DeepStorage,
     schema: &Arc<RollupSchema>,

@@ -137,9 +137,9 @@ pub struct SegmentDescription {
 /// at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches, so each batch may
 /// bring its own dictionaries). Every batch has the same schema. The column chunks of a few
 /// row groups at a time are encoded in parallel (on rayon's pool) and then written in order,
-/// so any segment, even one of a single row group, uses every core. String dictionaries whose values are sorted and distinct (what
-/// [`RollupIndex::record_batch`] builds) keep their keys: their pages are written directly
-/// (see `sorted_strings`).
+/// so any segment, even one of a single row group, uses every core. String dictionaries whose
+/// values are sorted and distinct (what [`RollupIndex::record_batch`] builds) keep their
+/// keys: their pages are written directly (see `sorted_strings`).
 pub fn write_segment(
     batches: &[RecordBatch],
     description: &SegmentDescription,
@@ -182,7 +182,7 @@ pub fn write_segment(
         .map_err(|e| error(&e))?;
     // Chunks come back a column at a time, this many to a row group.
     let per_row_group = schema.fields().len();
-    let factory = ArrowRowGroupWriterFactory::new(&writer, schema);
+    let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
 
     let sorted_strings: Vec<Vec<bool>> = batches.iter().map(sorted_string_columns).collect();
     // (rows, whether each column is a sorted string dictionary), a row group each
@@ -199,25 +199,26 @@ pub fn write_segment(
     // group still uses every core, and the last row group does not leave one core encoding it
     // alone. Row groups go a few at a time, so that a wide schema does not have a writer
     // (and its buffers) for every column of every row group at once.
-    let window_size = 2 * rayon::current_num_threads();
-    for (w, window) in row_groups.chunks(window_size).enumerate() {
+    // Each column's leaves in the Parquet schema: one, but for nested types.
+    let mut leaves = vec![0..0; schema.fields().len()];
+    for leaf in 0..parquet_schema.num_columns() {
+        let column = &mut leaves[parquet_schema.get_column_root_idx(leaf)];
+        *column = if column.start == column.end { leaf..leaf + 1 } else { column.start..leaf + 1 };
+    }
+    let mut next_row_group = 0;
+    for window in row_groups.chunks(2 * rayon::current_num_threads()) {
         let mut columns = Vec::new();
-        for (g, (rows, sorted)) in window.iter().enumerate() {
-            let mut writers = factory.create_column_writers(w * window_size + g).map_err(|e| error(&e))?;
-            let mut first_leaf = 0;
-            for (c, (field, column)) in rows.schema().fields().iter().zip(rows.columns()).enumerate() {
-                // The leaves of a column: one, but for nested types.
-                let leaves = (first_leaf..parquet_schema.num_columns())
-                    .take_while(|&leaf| parquet_schema.get_column_root_idx(leaf) == c)
-                    .count();
+        for (rows, sorted) in window {
+            let mut writers = factory.create_column_writers(next_row_group).map_err(|e| error(&e))?;
+            next_row_group += 1;
+            for (c, (field, column)) in schema.fields().iter().zip(rows.columns()).enumerate() {
                 columns.push(ColumnWork {
                     field: field.clone(),
                     column: column.clone(),
-                    first_leaf,
+                    first_leaf: leaves[c].start,
                     sorted: sorted[c],
-                    writers: writers.drain(..leaves).collect(),
+                    writers: writers.drain(..leaves[c].len()).collect(),
                 });
-                first_leaf += leaves;
             }
         }
         let encoded: Vec<Result<Vec<Chunk>, ParquetError>> =
