@@ -1,17 +1,19 @@
 //! `braid batch reindex`: rebuild the segments of an interval from the raw archive and publish
 //! them in one commit that overshadows every older version.
 //!
-//! Work splits by raw file: each worker thread takes the next piece of work (largest first) and
-//! streams its files through gzip into a rollup index of their unit: an hour, when
-//! queryGranularity keeps hours apart (`none` up to `hour`), else the hours whose rows can fold
-//! together. Units share no row, so each is sorted on its own, and a segment's rows are its
-//! units' sorted rows one after the other, each unit's becoming row groups of their own. A
-//! worker that read a unit whole sorts it and turns it into Arrow batches at once, and empties
-//! its index (keeping its memory) for the next unit, so the job holds little more than the
-//! batches; a unit that two workers read parts of is merged, sorted and built once every file
-//! is read. Segments are encoded in parallel and written before the single catalog commit that
-//! makes them visible. A raw file that cannot be read to its end fails the job before anything
-//! is published.
+//! Work splits by raw file: each worker thread takes the next piece of work and streams its
+//! files through gzip into a rollup index of their unit: an hour, when queryGranularity keeps
+//! hours apart (`none` up to `hour`), else the hours whose rows can fold together. Units share
+//! no row, so each is sorted on its own, and a segment's rows are its units' sorted rows one
+//! after the other, each unit's becoming row groups of their own. A worker that read a unit
+//! whole sorts it, builds its Arrow batches and empties its index (keeping its memory) for the
+//! next unit. Once every earlier unit is built, the unit's place in its segments' partitions
+//! (`maxRowsPerSegment`) is known, and the worker encodes it into Parquet column chunks right
+//! there, so the job holds encoded rows, a fifth of their Arrow size. A unit that two workers
+//! read parts of is merged, sorted and encoded once every file is read. The segment files are
+//! put together from the chunks and written before the single catalog commit that makes them
+//! visible. A raw file that cannot be read to its end fails the job before anything is
+//! published.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -26,7 +28,7 @@ use common::catalog::{
 };
 use common::input::{Lines, is_blank};
 use common::rollup::{RollupIndex, RollupSchema};
-use common::segment::{encode_built_batches, segment_id};
+use common::segment::{EncodedRows, encode_rows, segment_id, write_encoded};
 use common::spec::{DataSourceSpec, DimensionSpec};
 use common::storage::{DeepStorage, StorageError};
 use common::time::{Granularity, Interval, Millis, format_iso, parse_iso};
@@ -144,18 +146,10 @@ struct Stats {
 struct WorkerResult {
     /// An index per unit (see [`units_of`]) this worker read files of but not the whole unit.
     indexes: HashMap<usize, RollupIndex>,
-    /// The units this worker read whole, built.
-    built: HashMap<usize, UnitBatches>,
+    /// The units this worker encoded.
+    encoded: HashMap<usize, EncodedUnit>,
     stats: HashMap<Millis, Stats>,
     rejects: Vec<String>,
-}
-
-/// What the workers made of one unit.
-enum ReadUnit {
-    /// Read whole by one worker, built.
-    Built(UnitBatches),
-    /// The index each worker built of the files of it that it read, to be merged.
-    Indexes(Vec<RollupIndex>),
 }
 
 /// The rows of one unit, sorted into its segment intervals as Arrow batches: all a segment
@@ -175,26 +169,111 @@ impl UnitBatches {
             .collect();
         Self { segments }
     }
+}
 
-    fn rows(&self) -> usize {
-        self.segments.values().map(|(batch, _)| batch.num_rows()).sum()
+/// Where units' rows go in their segment intervals' partitions. A segment interval's rows are
+/// its units' rows in unit order, cut every `maxRowsPerSegment` rows into partitions, so a
+/// unit's place is known once every earlier unit is built; until then it waits here, as Arrow
+/// batches.
+struct Placement {
+    max_rows: usize,
+    /// The version the segments are written with.
+    version: Arc<str>,
+    /// The first unit not placed yet.
+    next: usize,
+    waiting: BTreeMap<usize, UnitBatches>,
+    /// Rows placed so far in each segment interval.
+    placed_rows: HashMap<Interval, usize>,
+}
+
+/// A unit whose place is known: the first row of each of its segment intervals' rows within
+/// the interval.
+struct Placed {
+    unit: usize,
+    built: UnitBatches,
+    first_rows: HashMap<Interval, usize>,
+    max_rows: usize,
+    version: Arc<str>,
+}
+
+impl Placement {
+    fn new(max_rows: usize, version: &str) -> Self {
+        Self {
+            max_rows: max_rows.max(1),
+            version: version.into(),
+            next: 0,
+            waiting: BTreeMap::new(),
+            placed_rows: HashMap::new(),
+        }
+    }
+
+    /// Takes a built unit; returns the units whose place is now known, in unit order.
+    fn add(&mut self, unit: usize, built: UnitBatches) -> Vec<Placed> {
+        self.waiting.insert(unit, built);
+        let mut placed = Vec::new();
+        while let Some(built) = self.waiting.remove(&self.next) {
+            let first_rows = built
+                .segments
+                .iter()
+                .map(|(interval, (batch, _))| {
+                    let rows = self.placed_rows.entry(*interval).or_default();
+                    let first = *rows;
+                    *rows += batch.num_rows();
+                    (*interval, first)
+                })
+                .collect();
+            let (max_rows, version) = (self.max_rows, self.version.clone());
+            placed.push(Placed { unit: self.next, built, first_rows, max_rows, version });
+            self.next += 1;
+        }
+        placed
     }
 }
 
-/// A segment file to write: a partition of an interval's rows, as pieces of units' batches in
-/// unit order.
-struct EncodeJob {
+/// A unit's rows encoded: for each segment interval, a piece per partition they fall in.
+#[derive(Default)]
+struct EncodedUnit {
+    pieces: BTreeMap<(Interval, u32), EncodedRows>,
+    /// Time spent encoding each segment interval's rows.
+    seconds: BTreeMap<Interval, Duration>,
+}
+
+impl Placed {
+    /// Encodes the unit's rows, cut where partitions end.
+    fn encode(self, data_source: &str) -> Result<(usize, EncodedUnit), BatchError> {
+        let max_rows = self.max_rows;
+        let mut encoded = EncodedUnit::default();
+        for (interval, (batch, dimensions)) in self.built.segments {
+            let started = Instant::now();
+            let mut row = 0;
+            while row < batch.num_rows() {
+                let at = self.first_rows[&interval] + row;
+                let partition = (at / max_rows) as u32;
+                let rows = (max_rows - at % max_rows).min(batch.num_rows() - row);
+                let id = segment_id(data_source, interval, &self.version, partition);
+                let piece = encode_rows(&batch.slice(row, rows), dimensions.clone(), &id)?;
+                encoded.pieces.insert((interval, partition), piece);
+                row += rows;
+            }
+            encoded.seconds.insert(interval, started.elapsed());
+        }
+        Ok((self.unit, encoded))
+    }
+}
+
+/// A segment file to write: a partition of an interval's rows, as its units' pieces in unit
+/// order.
+struct SegmentFile {
     interval: Interval,
     partition: u32,
     /// Partitions in the interval's set.
     partitions: u32,
-    /// (unit, first row of its batch of the interval, rows).
-    pieces: Vec<(usize, usize, usize)>,
+    pieces: Vec<EncodedRows>,
 }
 
-impl EncodeJob {
+impl SegmentFile {
     fn rows(&self) -> usize {
-        self.pieces.iter().map(|&(_, _, rows)| rows).sum()
+        self.pieces.iter().map(EncodedRows::rows).sum()
     }
 }
 
@@ -234,28 +313,33 @@ async fn run_reindex(
             .build()
             .map_err(|e| BatchError::Internal(format!("cannot start worker threads: {e}")))?,
     );
+    let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
+    let placement = Arc::new(Mutex::new(Placement::new(max_rows, &version)));
     let phase = Instant::now();
     let (work, unit_count) = work_items(&schema, &files, options.threads);
-    let (read, stats, rejects) = read_all(storage, &schema, work, unit_count, &options, &pool).await?;
+    let read = read_all(storage, &schema, work, unit_count, &options, &pool, &placement).await?;
     info!(units = unit_count, seconds = phase.elapsed().as_secs_f64(), "Read and rolled up raw files.");
     let phase = Instant::now();
-    let units = build_units(&pool, read).await?;
-    let rows: usize = units.iter().map(UnitBatches::rows).sum();
-    info!(rows, seconds = phase.elapsed().as_secs_f64(), "Merged and sorted the units read in parts.");
+    let units = finish_units(&pool, read.units, placement, spec).await?;
+    info!(seconds = phase.elapsed().as_secs_f64(), "Merged, sorted and encoded the units read in parts.");
 
-    // Encode and write every partition before the commit that names them.
-    let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
-    let jobs: Vec<EncodeJob> =
-        segment_intervals.iter().flat_map(|interval| partition_jobs(*interval, &units, max_rows)).collect();
-    let has_rows: BTreeSet<Interval> = jobs.iter().map(|job| job.interval).collect();
+    // Write every partition before the commit that names them.
+    let mut encode_time: HashMap<Interval, Duration> = HashMap::new();
+    for unit in &units {
+        for (interval, seconds) in &unit.seconds {
+            *encode_time.entry(*interval).or_default() += *seconds;
+        }
+    }
+    let segment_files = segment_files(units);
+    let has_rows: BTreeSet<Interval> = segment_files.iter().map(|file| file.interval).collect();
     let phase = Instant::now();
-    let written = write_segments(storage, spec, Arc::new(units), &version, jobs, &pool).await?;
+    let written = write_segments(storage, spec, &version, segment_files, &pool).await?;
     info!(files = written.len(), seconds = phase.elapsed().as_secs_f64(), "Wrote segment files.");
     let mut records: Vec<SegmentRecord> = written.iter().map(|(record, _)| record.clone()).collect();
-    let encode_time: HashMap<Interval, Duration> = written.iter().fold(HashMap::new(), |mut acc, (r, d)| {
-        *acc.entry(r.interval).or_default() += *d;
-        acc
-    });
+    for (record, seconds) in &written {
+        *encode_time.entry(record.interval).or_default() += *seconds;
+    }
+    let (stats, rejects) = (read.stats, read.rejects);
 
     let mut tombstones = Vec::new();
     for interval in &segment_intervals {
@@ -526,8 +610,26 @@ fn work_items(schema: &RollupSchema, files: &[RawInput], threads: usize) -> (Vec
     (items, count)
 }
 
-/// Reads every piece of work into an index of its unit on `pool`'s threads, and builds each
-/// unit a worker read whole; returns what became of each unit.
+/// What reading made of the units.
+struct ReadAll {
+    units: Vec<ReadUnit>,
+    stats: HashMap<Millis, Stats>,
+    rejects: Vec<String>,
+}
+
+/// What the workers made of one unit.
+enum ReadUnit {
+    /// Read whole by one worker, built, placed and encoded.
+    Encoded(EncodedUnit),
+    /// Read whole and built, but waiting in the [`Placement`] for an earlier unit.
+    Waiting,
+    /// The index each worker built of the files of it that it read, to be merged.
+    Indexes(Vec<RollupIndex>),
+}
+
+/// Reads every piece of work into an index of its unit on `pool`'s threads. A unit a worker
+/// read whole is built at once and handed to the [`Placement`]; the units that places are
+/// encoded right there, so that the job holds encoded rows rather than Arrow batches.
 async fn read_all(
     storage: &DeepStorage,
     schema: &Arc<RollupSchema>,
@@ -535,13 +637,19 @@ async fn read_all(
     unit_count: usize,
     options: &ReindexOptions,
     pool: &Arc<rayon::ThreadPool>,
-) -> Result<(Vec<ReadUnit>, HashMap<Millis, Stats>, Vec<String>), BatchError> {
+    placement: &Arc<Mutex<Placement>>,
+) -> Result<ReadAll, BatchError> {
     let handle = tokio::runtime::Handle::current();
     let pool = pool.clone();
     let storage = storage.clone();
     let schema = schema.clone();
-    // Largest first, so the last piece to finish is a small one.
-    order.sort_by_key(|item| std::cmp::Reverse(item.bytes()));
+    let placement = placement.clone();
+    // Units read whole go in time order, so that each is placed (and encoded) as soon as it is
+    // built. Files of units read in parts go largest first, so that the last piece to finish is
+    // a small one.
+    if !order.iter().all(|item| item.whole_unit) {
+        order.sort_by_key(|item| std::cmp::Reverse(item.bytes()));
+    }
     let options = options.clone();
     let total: u64 = order.iter().map(WorkItem::bytes).sum();
     let progress = if options.progress {
@@ -591,14 +699,28 @@ async fn read_all(
                     }
                     progress.inc(file.size);
                 }
-                // Read whole: sorted and built now, its index emptied for the next.
+                // Read whole: sorted and built now, its index emptied for the next, and
+                // encoded with whichever units it lets the placement place.
                 if item.whole_unit
                     && !failed.load(Ordering::Relaxed)
                     && let Some(mut index) = result.indexes.remove(&item.unit)
                 {
-                    result.built.insert(item.unit, UnitBatches::build(&index));
+                    let built = UnitBatches::build(&index);
                     index.clear();
                     spare = Some(index);
+                    let placed = placement.lock().expect("not poisoned").add(item.unit, built);
+                    for unit in placed {
+                        match unit.encode(schema.spec().data_source.as_str()) {
+                            Ok((unit, encoded)) => {
+                                result.encoded.insert(unit, encoded);
+                            }
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                first_error.lock().expect("not poisoned").get_or_insert(e);
+                                break;
+                            }
+                        }
+                    }
                 }
             }
             result
@@ -608,6 +730,9 @@ async fn read_all(
             return Err(error);
         }
         let mut units: Vec<ReadUnit> = (0..unit_count).map(|_| ReadUnit::Indexes(Vec::new())).collect();
+        for (unit, _) in placement.lock().expect("not poisoned").waiting.iter() {
+            units[*unit] = ReadUnit::Waiting;
+        }
         let mut stats: HashMap<Millis, Stats> = HashMap::new();
         let mut rejects = Vec::new();
         for result in results {
@@ -616,8 +741,8 @@ async fn read_all(
                     indexes.push(index);
                 }
             }
-            for (unit, built) in result.built {
-                units[unit] = ReadUnit::Built(built);
+            for (unit, encoded) in result.encoded {
+                units[unit] = ReadUnit::Encoded(encoded);
             }
             for (start, s) in result.stats {
                 let entry = stats.entry(start).or_default();
@@ -632,7 +757,7 @@ async fn read_all(
         }
         rejects.sort();
         rejects.truncate(REPORTED_REJECTS);
-        Ok((units, stats, rejects))
+        Ok(ReadAll { units, stats, rejects })
     })
     .await
     .map_err(|e| BatchError::Internal(format!("reindex worker failed: {e}")))?
@@ -706,105 +831,131 @@ fn read_file(
     Ok(())
 }
 
-/// Merges the indexes of each unit read in parts, then sorts and builds it; units in
-/// parallel.
-async fn build_units(
+/// Merges the indexes of each unit read in parts, then sorts and builds it, places it and
+/// encodes the units that places (units in parallel); returns every unit encoded, in unit
+/// order.
+async fn finish_units(
     pool: &Arc<rayon::ThreadPool>,
     read: Vec<ReadUnit>,
-) -> Result<Vec<UnitBatches>, BatchError> {
+    placement: Arc<Mutex<Placement>>,
+    spec: &DataSourceSpec,
+) -> Result<Vec<EncodedUnit>, BatchError> {
     let pool = pool.clone();
+    let data_source = spec.data_source.to_string();
     tokio::task::spawn_blocking(move || {
         pool.install(|| {
-            read.into_par_iter()
-                .filter_map(|unit| match unit {
-                    ReadUnit::Built(built) => Some(built),
-                    ReadUnit::Indexes(parts) => {
-                        let mut parts = parts.into_iter();
-                        let mut index = parts.next()?;
-                        for other in parts {
-                            index.merge(&other);
-                            drop_in_background(other);
-                        }
-                        let built = UnitBatches::build(&index);
-                        drop_in_background(index);
-                        Some(built)
+            let mut units: Vec<Option<EncodedUnit>> = Vec::with_capacity(read.len());
+            let mut parts = Vec::new();
+            for (unit, read) in read.into_iter().enumerate() {
+                match read {
+                    ReadUnit::Encoded(encoded) => units.push(Some(encoded)),
+                    ReadUnit::Waiting => units.push(None),
+                    ReadUnit::Indexes(indexes) => {
+                        units.push(None);
+                        parts.push((unit, indexes));
                     }
+                }
+            }
+            let built: Vec<(usize, UnitBatches)> = parts
+                .into_par_iter()
+                .map(|(unit, indexes)| {
+                    let mut indexes = indexes.into_iter();
+                    let Some(mut index) = indexes.next() else {
+                        return (unit, UnitBatches { segments: BTreeMap::new() });
+                    };
+                    for other in indexes {
+                        index.merge(&other);
+                        drop_in_background(other);
+                    }
+                    let built = UnitBatches::build(&index);
+                    drop_in_background(index);
+                    (unit, built)
                 })
-                .collect()
+                .collect();
+            let mut placement = placement.lock().expect("not poisoned");
+            let mut placed = Vec::new();
+            for (unit, built) in built {
+                placed.extend(placement.add(unit, built));
+            }
+            if let Some(unit) = placement.waiting.keys().next() {
+                return Err(BatchError::Internal(format!(
+                    "unit {unit} was built but unit {} never was",
+                    placement.next
+                )));
+            }
+            drop(placement);
+            let encoded: Vec<(usize, EncodedUnit)> = placed
+                .into_par_iter()
+                .map(|unit| unit.encode(&data_source))
+                .collect::<Result<_, BatchError>>()?;
+            for (unit, encoded) in encoded {
+                units[unit] = Some(encoded);
+            }
+            Ok(units
+                .into_iter()
+                .map(|unit| unit.expect("every unit is placed once the waiting ones are"))
+                .collect())
         })
     })
     .await
-    .map_err(|e| BatchError::Internal(format!("sorting rows failed: {e}")))
+    .map_err(|e| BatchError::Internal(format!("sorting rows failed: {e}")))?
 }
 
-/// The partitions of one segment interval: its units' rows in unit order, cut every
-/// `max_rows` rows (maxRowsPerSegment).
-fn partition_jobs(interval: Interval, units: &[UnitBatches], max_rows: usize) -> Vec<EncodeJob> {
-    let mut partitions: Vec<Vec<(usize, usize, usize)>> = Vec::new();
-    let mut current = Vec::new();
-    let mut room = max_rows;
-    for (unit, built) in units.iter().enumerate() {
-        let Some((batch, _)) = built.segments.get(&interval) else { continue };
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let taken = room.min(batch.num_rows() - offset);
-            current.push((unit, offset, taken));
-            (offset, room) = (offset + taken, room - taken);
-            if room == 0 {
-                partitions.push(std::mem::take(&mut current));
-                room = max_rows;
-            }
+/// The segment files to write: each partition's pieces, in unit order.
+fn segment_files(units: Vec<EncodedUnit>) -> Vec<SegmentFile> {
+    let mut partitions: BTreeMap<(Interval, u32), Vec<EncodedRows>> = BTreeMap::new();
+    for unit in units {
+        for (key, piece) in unit.pieces {
+            partitions.entry(key).or_default().push(piece);
         }
     }
-    if !current.is_empty() {
-        partitions.push(current);
+    let mut counts: HashMap<Interval, u32> = HashMap::new();
+    for (interval, partition) in partitions.keys() {
+        let count = counts.entry(*interval).or_default();
+        *count = (*count).max(partition + 1);
     }
-    let count = partitions.len() as u32;
     partitions
         .into_iter()
-        .enumerate()
-        .map(|(partition, pieces)| EncodeJob {
+        .map(|((interval, partition), pieces)| SegmentFile {
             interval,
-            partition: partition as u32,
-            partitions: count,
+            partition,
+            partitions: counts[&interval],
             pieces,
         })
         .collect()
 }
 
-/// Encodes and writes segment files in parallel; returns their records and encoding time.
+/// Writes segment files in parallel; returns their records and the time each took.
 async fn write_segments(
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    units: Arc<Vec<UnitBatches>>,
     version: &str,
-    jobs: Vec<EncodeJob>,
+    files: Vec<SegmentFile>,
     pool: &Arc<rayon::ThreadPool>,
 ) -> Result<Vec<(SegmentRecord, Duration)>, BatchError> {
     let handle = tokio::runtime::Handle::current();
     let (storage_for_workers, spec_for_workers, version_for_workers) =
         (storage.clone(), spec.clone(), version.to_string());
-    // Segments encode in parallel, and so do the column chunks inside each one.
     let pool = pool.clone();
     let results: Vec<Result<(SegmentRecord, Duration), BatchError>> =
         tokio::task::spawn_blocking(move || {
             pool.install(|| {
-                jobs.par_iter()
-                    .map(|job| {
-                        encode_one(
+                files
+                    .into_par_iter()
+                    .map(|file| {
+                        write_one(
                             &handle,
                             &storage_for_workers,
                             &spec_for_workers,
-                            &units,
                             &version_for_workers,
-                            job,
+                            file,
                         )
                     })
                     .collect()
             })
         })
         .await
-        .map_err(|e| BatchError::Internal(format!("segment encoder failed: {e}")))?;
+        .map_err(|e| BatchError::Internal(format!("segment writer failed: {e}")))?;
     let mut records = Vec::with_capacity(results.len());
     let mut failure = None;
     for result in results {
@@ -825,28 +976,20 @@ async fn write_segments(
     Ok(records)
 }
 
-fn encode_one(
+fn write_one(
     handle: &tokio::runtime::Handle,
     storage: &DeepStorage,
     spec: &DataSourceSpec,
-    units: &[UnitBatches],
     version: &str,
-    job: &EncodeJob,
+    file: SegmentFile,
 ) -> Result<(SegmentRecord, Duration), BatchError> {
-    let EncodeJob { interval, partition, partitions, .. } = *job;
     let started = Instant::now();
+    let rows = file.rows() as u64;
+    let SegmentFile { interval, partition, partitions, pieces } = file;
     let data_source = spec.data_source.as_str();
     let id = segment_id(data_source, interval, version, partition);
-    let pieces = job
-        .pieces
-        .iter()
-        .map(|&(unit, offset, rows)| {
-            let (batch, dimensions) = &units[unit].segments[&interval];
-            (batch.slice(offset, rows), dimensions.clone())
-        })
-        .collect();
-    let bytes = encode_built_batches(pieces, spec, interval, version, partition)?;
-    let encoded = started.elapsed();
+    let bytes = write_encoded(pieces, spec, interval, version, partition)?;
+    let assembled = started.elapsed();
     let path = SegmentPath::new(spec.data_source.clone(), interval.start, interval.end, version, partition)
         .map_err(|e| BatchError::InvalidRequest(e.to_string()))?
         .to_path();
@@ -854,9 +997,9 @@ fn encode_one(
     handle.block_on(storage.put_create(&path, bytes))?;
     debug!(
         id,
-        rows = job.rows(),
-        encode_seconds = encoded.as_secs_f64(),
-        write_seconds = (started.elapsed() - encoded).as_secs_f64(),
+        rows,
+        assemble_seconds = assembled.as_secs_f64(),
+        write_seconds = (started.elapsed() - assembled).as_secs_f64(),
         "Wrote a segment."
     );
     let record = SegmentRecord {
@@ -866,7 +1009,7 @@ fn encode_one(
         version: version.to_string(),
         partition,
         partitions,
-        rows: job.rows() as u64,
+        rows,
         bytes: size,
         path: Some(path),
         origin: Origin::Batch,
@@ -1396,5 +1539,75 @@ mod tests {
         assert_eq!(column("a"), [None, zero.clone(), None]);
         assert_eq!(column("b"), [None, None, one]);
         assert_eq!(column("c"), [zero, None, None]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn discovered_dimensions_of_units_encoded_apart_share_one_file() {
+        // Five hours: enough for each worker to read whole hours and encode them on its own.
+        let storage = DeepStorage::open("memory://").unwrap();
+        let fields: [&[&str]; 5] = [&["a"], &["b"], &[], &["a", "c"], &["b"]];
+        for (hour, fields) in fields.iter().enumerate() {
+            let hour = hour as i64;
+            let values: String = fields.iter().map(|f| format!(", \"{f}\": \"{hour}\"")).collect();
+            let event = format!("{{\"ts\": {}{values}, \"added\": 1}}\n", DAY + hour * H);
+            put_file(&storage, hour, "e.json", Bytes::from(event)).await;
+        }
+        let spec = spec_with(json!({}), |s| s["dimensionsSpec"] = json!({"dimensions": []}));
+        let report = reindex(&storage, &spec, options("2013-08-31/P1D")).await.unwrap();
+        assert_eq!((report.rows, report.intervals[0].partitions), (5, 1));
+
+        let segments = visible_segments(&storage).await;
+        let [(description, batch)] = segments.as_slice() else { panic!("one segment: {segments:?}") };
+        let names: Vec<&str> = description.dimensions.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let value = |hour: &str| Some(hour.to_string());
+        assert_eq!(strings(batch, "a"), [value("0"), None, None, value("3"), None]);
+        assert_eq!(strings(batch, "b"), [None, value("1"), None, None, value("4")]);
+        assert_eq!(strings(batch, "c"), [None, None, None, value("3"), None]);
+    }
+
+    /// A unit of `rows` events of one page each, in `hour`, built as a worker builds it.
+    fn built_unit(spec: &DataSourceSpec, hour: i64, rows: usize) -> UnitBatches {
+        let mut index = RollupIndex::new(RollupSchema::new(spec));
+        let pages: Vec<String> = (0..rows).map(|r| format!("p{r:02}")).collect();
+        let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+        for line in events(hour, &pages).lines() {
+            index.parse(line.as_bytes()).unwrap();
+            index.fold_parsed();
+        }
+        UnitBatches::build(&index)
+    }
+
+    #[test]
+    fn units_built_out_of_order_wait_for_their_place_and_are_cut_where_partitions_end() {
+        let spec = spec(json!({}));
+        let day = Interval::parse("2013-08-31/P1D").unwrap();
+        let mut placement = Placement::new(10, "v1");
+        // Unit 2 is built first: it cannot be placed until units 0 and 1 are.
+        assert!(placement.add(2, built_unit(&spec, 2, 7)).is_empty());
+        let first = placement.add(0, built_unit(&spec, 0, 7));
+        assert_eq!(first.iter().map(|p| (p.unit, p.first_rows[&day])).collect::<Vec<_>>(), [(0, 0)]);
+        let placed = placement.add(1, built_unit(&spec, 1, 7));
+        let starts: Vec<(usize, usize)> = placed.iter().map(|p| (p.unit, p.first_rows[&day])).collect();
+        assert_eq!(starts, [(1, 7), (2, 14)]);
+        assert!(placement.waiting.is_empty());
+
+        let mut units: Vec<(usize, EncodedUnit)> = vec![];
+        for unit in first.into_iter().chain(placed) {
+            units.push(unit.encode("wiki").unwrap());
+        }
+        let pieces: Vec<(usize, u32, usize)> = units
+            .iter()
+            .flat_map(|(unit, encoded)| {
+                encoded.pieces.iter().map(move |((_, p), rows)| (*unit, *p, rows.rows()))
+            })
+            .collect();
+        // Rows 0..7 are unit 0's, 7..14 unit 1's, 14..21 unit 2's; partitions end every 10 rows.
+        assert_eq!(pieces, [(0, 0, 7), (1, 0, 3), (1, 1, 4), (2, 1, 6), (2, 2, 1)]);
+
+        let files = segment_files(units.into_iter().map(|(_, encoded)| encoded).collect());
+        let shape: Vec<(u32, u32, usize, usize)> =
+            files.iter().map(|f| (f.partition, f.partitions, f.pieces.len(), f.rows())).collect();
+        assert_eq!(shape, [(0, 3, 2, 10), (1, 3, 2, 10), (2, 3, 1, 1)]);
     }
 }

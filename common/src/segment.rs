@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, new_null_array};
-use arrow::datatypes::{DataType, FieldRef, Int32Type, Schema};
+use arrow::datatypes::{DataType, FieldRef, Int32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -50,6 +50,16 @@ enum Chunk {
     Arrow(ArrowColumnChunk),
     /// A sorted string dictionary's pages, written directly.
     Pages(Bytes, ColumnCloseResult),
+}
+
+impl Chunk {
+    /// Bytes of its pages.
+    fn encoded_bytes(&self) -> usize {
+        match self {
+            Chunk::Arrow(chunk) => chunk.close().bytes_written as usize,
+            Chunk::Pages(bytes, _) => bytes.len(),
+        }
+    }
 }
 
 /// One column of one row group, to encode.
@@ -133,13 +143,274 @@ pub struct SegmentDescription {
     pub rollup: bool,
 }
 
-/// Encodes rows as a Parquet segment file: the batches in order, each cut into row groups of
-/// at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches, so each batch may
-/// bring its own dictionaries). Every batch has the same schema. The column chunks of a few
-/// row groups at a time are encoded in parallel (on rayon's pool) and then written in order,
-/// so any segment, even one of a single row group, uses every core. String dictionaries whose
-/// values are sorted and distinct (what [`RollupIndex::record_batch`] builds) keep their
-/// keys: their pages are written directly (see `sorted_strings`).
+/// Rows encoded as Parquet row groups of column chunks, ahead of the segment file that will
+/// hold them: typically a fifth of their size as Arrow columns. A batch worker holds each unit
+/// it built this way until the file is written ([`write_encoded`]).
+pub struct EncodedRows {
+    schema: SchemaRef,
+    dimensions: Vec<DimensionSpec>,
+    row_groups: Vec<EncodedRowGroup>,
+}
+
+/// One row group's column chunks.
+struct EncodedRowGroup {
+    rows: usize,
+    /// Each column's chunks, one per Parquet leaf.
+    columns: Vec<Vec<Chunk>>,
+}
+
+impl std::fmt::Debug for EncodedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedRows")
+            .field("schema", &self.schema)
+            .field("row_groups", &self.row_groups.len())
+            .field("rows", &self.rows())
+            .field("bytes", &self.encoded_bytes())
+            .finish()
+    }
+}
+
+impl EncodedRows {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.row_groups.iter().map(|g| g.rows).sum()
+    }
+
+    /// Bytes the encoded chunks take.
+    pub fn encoded_bytes(&self) -> usize {
+        self.row_groups.iter().flat_map(|g| g.columns.iter().flatten()).map(Chunk::encoded_bytes).sum()
+    }
+}
+
+/// Encodes a batch that a rollup index built ([`RollupIndex::record_batch`]) as row groups of
+/// at most [`ROW_GROUP_ROWS`] rows, to be written by [`write_encoded`]. Row groups encode in
+/// parallel on rayon's pool, and so do the column chunks of each, so that a batch of one row
+/// group still uses every core. String dictionaries whose values are sorted and distinct (what
+/// `record_batch` builds) keep their keys: their pages are written directly (see
+/// `sorted_strings`).
+///
+/// `id` names the segment the rows are for in an error.
+pub fn encode_rows(
+    batch: &RecordBatch,
+    dimensions: Vec<DimensionSpec>,
+    id: &str,
+) -> Result<EncodedRows, SegmentError> {
+    let row_groups = encode_row_groups(batch)
+        .map_err(|e| SegmentError::Format { id: id.to_string(), message: e.to_string() })?;
+    Ok(EncodedRows { schema: batch.schema(), dimensions, row_groups })
+}
+
+fn encode_row_groups(batch: &RecordBatch) -> Result<Vec<EncodedRowGroup>, ParquetError> {
+    let schema = batch.schema();
+    let props = Arc::new(writer_properties(Vec::new())?);
+    let page_rows = props.data_page_row_count_limit();
+    let parquet_schema = parquet_schema_of(&schema, &props)?;
+    let leaves = leaf_ranges(&schema, &parquet_schema);
+    // Column writers take their settings from a file writer; this one writes nowhere.
+    let settings =
+        SerializedFileWriter::new(std::io::sink(), parquet_schema.root_schema_ptr(), props.clone())?;
+    let factory = ArrowRowGroupWriterFactory::new(&settings, schema.clone());
+    let sorted = sorted_string_columns(batch);
+    let starts: Vec<usize> = (0..batch.num_rows()).step_by(ROW_GROUP_ROWS).collect();
+    starts
+        .into_par_iter()
+        .map(|start| {
+            let rows = batch.slice(start, ROW_GROUP_ROWS.min(batch.num_rows() - start));
+            // The row group's ordinal in the file only matters to encryption, which segments do
+            // not use.
+            let mut writers = factory.create_column_writers(0)?;
+            let work: Vec<ColumnWork> = schema
+                .fields()
+                .iter()
+                .zip(rows.columns())
+                .enumerate()
+                .map(|(c, (field, column))| ColumnWork {
+                    field: field.clone(),
+                    column: column.clone(),
+                    first_leaf: leaves[c].start,
+                    sorted: sorted[c],
+                    writers: writers.drain(..leaves[c].len()).collect(),
+                })
+                .collect();
+            let columns = work
+                .into_par_iter()
+                .map(|work| work.encode(&parquet_schema, page_rows))
+                .collect::<Result<Vec<_>, ParquetError>>()?;
+            Ok(EncodedRowGroup { rows: rows.num_rows(), columns })
+        })
+        .collect()
+}
+
+/// Writes encoded rows, one part after the other, as the segment file of one partition of
+/// (interval, version). The parts must already be in segment order (each sorted, and every row
+/// of a part sorting before every row of the next). The file has every dimension a part has
+/// (in name order for a schemaless spec, as a schemaless index orders them); where a part has
+/// no value of one, it is null.
+pub fn write_encoded(
+    parts: Vec<EncodedRows>,
+    spec: &DataSourceSpec,
+    interval: Interval,
+    version: &str,
+    partition: u32,
+) -> Result<Bytes, SegmentError> {
+    let id = segment_id(spec.data_source.as_str(), interval, version, partition);
+    let error = |e: &dyn std::fmt::Display| SegmentError::Format { id: id.clone(), message: e.to_string() };
+    let (schema, dimensions) = every_dimension(&parts, spec.dimensions.is_schemaless())
+        .map_err(|e| SegmentError::Format { id: id.clone(), message: e })?;
+    let description = SegmentDescription {
+        id: id.clone(),
+        data_source: spec.data_source.to_string(),
+        interval: interval.to_string(),
+        version: version.to_string(),
+        partition,
+        dimensions,
+        metrics: spec.metrics.clone(),
+        query_granularity: spec.granularity.query.name().to_string(),
+        rollup: spec.granularity.rollup,
+    };
+    write_parts(parts, &schema, &description).map(Bytes::from).map_err(|e| error(&e))
+}
+
+/// The schema a file of these parts has: the time, every dimension any part has (in order of
+/// discovery, or of name when schemaless) and the metrics. A dimension two parts give different
+/// types is an error.
+fn every_dimension(
+    parts: &[EncodedRows],
+    schemaless: bool,
+) -> Result<(SchemaRef, Vec<DimensionSpec>), String> {
+    let Some(first) = parts.first() else {
+        return Err("a segment needs rows of an index".to_string());
+    };
+    let mut dimensions: Vec<(DimensionSpec, FieldRef)> = Vec::new();
+    for part in parts {
+        for (d, dimension) in part.dimensions.iter().enumerate() {
+            // Column 0 is the time; the dimensions follow in the order written.
+            let field = part.schema.fields()[d + 1].clone();
+            match dimensions.iter().find(|(known, _)| known.name == dimension.name) {
+                Some((_, known)) if known != &field => {
+                    return Err(format!(
+                        "dimension {:?} is {} in one part and {} in another",
+                        dimension.name, known, field
+                    ));
+                }
+                Some(_) => {}
+                None => dimensions.push((dimension.clone(), field)),
+            }
+        }
+    }
+    if schemaless {
+        dimensions.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    }
+    let first_metric = 1 + first.dimensions.len();
+    let mut fields: Vec<FieldRef> = vec![first.schema.fields()[0].clone()];
+    fields.extend(dimensions.iter().map(|(_, field)| field.clone()));
+    fields.extend(first.schema.fields()[first_metric..].iter().cloned());
+    let schema = Arc::new(Schema::new(fields));
+    Ok((schema, dimensions.into_iter().map(|(spec, _)| spec).collect()))
+}
+
+/// Writes parts whose columns are among `schema`'s as one file; a column a part lacks is
+/// written null for its rows.
+fn write_parts(
+    parts: Vec<EncodedRows>,
+    schema: &SchemaRef,
+    description: &SegmentDescription,
+) -> Result<Vec<u8>, ParquetError> {
+    let json = serde_json::to_string(description).map_err(|e| ParquetError::General(e.to_string()))?;
+    let mut props = writer_properties(vec![
+        KeyValue::new(ID_KEY.to_string(), description.id.clone()),
+        KeyValue::new(DESCRIPTION_KEY.to_string(), json),
+    ])?;
+    // What ArrowWriter would embed: readers get back dictionary strings and the UTC zone.
+    add_encoded_arrow_schema_to_metadata(schema, &mut props);
+    let props = Arc::new(props);
+    let page_rows = props.data_page_row_count_limit();
+    let parquet_schema = parquet_schema_of(schema, &props)?;
+    let leaves = leaf_ranges(schema, &parquet_schema);
+    let encoded: usize = parts.iter().map(EncodedRows::encoded_bytes).sum();
+    // The chunks, plus room for the page indexes and the footer.
+    let mut buffer = Vec::with_capacity(encoded + encoded / 16 + 4096);
+    let mut writer = SerializedFileWriter::new(&mut buffer, parquet_schema.root_schema_ptr(), props)?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
+    for part in parts {
+        let mut sources = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let source = part.schema.fields().iter().position(|f| f.name() == field.name());
+            if let Some(s) = source
+                && part.schema.fields()[s] != *field
+            {
+                return Err(ParquetError::General(format!(
+                    "column {} is {} in the file but {} in a part",
+                    field.name(),
+                    field,
+                    part.schema.fields()[s]
+                )));
+            }
+            sources.push(source);
+        }
+        for group in part.row_groups {
+            let mut columns: Vec<Option<Vec<Chunk>>> = group.columns.into_iter().map(Some).collect();
+            let mut row_group = writer.next_row_group()?;
+            for (c, field) in schema.fields().iter().enumerate() {
+                let chunks = match sources[c] {
+                    Some(s) => columns[s].take().expect("each column is written once"),
+                    None => {
+                        let mut writers = factory.create_column_writers(0)?;
+                        let first_leaf = leaves[c].start;
+                        ColumnWork {
+                            field: field.clone(),
+                            column: new_null_array(field.data_type(), group.rows),
+                            first_leaf,
+                            sorted: false,
+                            writers: writers.drain(first_leaf..leaves[c].end).collect(),
+                        }
+                        .encode(&parquet_schema, page_rows)?
+                    }
+                };
+                for chunk in chunks {
+                    match chunk {
+                        Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
+                        Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
+                    }?;
+                }
+            }
+            row_group.close()?;
+        }
+    }
+    writer.close()?;
+    Ok(buffer)
+}
+
+/// Every segment's writer settings, with the footer's key-value metadata.
+fn writer_properties(metadata: Vec<KeyValue>) -> Result<WriterProperties, ParquetError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Sorted, nearly unique times: deltas, not a dictionary as large as the column.
+        .set_column_dictionary_enabled(ColumnPath::from(TIME_COLUMN), false)
+        .set_column_encoding(ColumnPath::from(TIME_COLUMN), Encoding::DELTA_BINARY_PACKED)
+        .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
+        .build())
+}
+
+fn parquet_schema_of(schema: &Schema, props: &WriterProperties) -> Result<SchemaDescriptor, ParquetError> {
+    ArrowSchemaConverter::new().with_coerce_types(props.coerce_types()).convert(schema)
+}
+
+/// Each column's leaves in the Parquet schema: one, but for nested types.
+fn leaf_ranges(schema: &Schema, parquet_schema: &SchemaDescriptor) -> Vec<std::ops::Range<usize>> {
+    let mut leaves = vec![0..0; schema.fields().len()];
+    for leaf in 0..parquet_schema.num_columns() {
+        let column = &mut leaves[parquet_schema.get_column_root_idx(leaf)];
+        *column = if column.start == column.end { leaf..leaf + 1 } else { column.start..leaf + 1 };
+    }
+    leaves
+}
+
+/// Encodes batches of one schema as a Parquet segment file: the batches in order, each cut
+/// into row groups of at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches).
+/// See [`encode_rows`] for how they encode.
 pub fn write_segment(
     batches: &[RecordBatch],
     description: &SegmentDescription,
@@ -155,91 +426,16 @@ pub fn write_segment(
     if let Some(other) = batches.iter().find(|b| b.schema() != schema) {
         return Err(error(&format!("batches differ in schema: {schema} and {}", other.schema())));
     }
-    let json = serde_json::to_string(description).map_err(|e| error(&e))?;
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| error(&e))?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        // Sorted, nearly unique times: deltas, not a dictionary as large as the column.
-        .set_column_dictionary_enabled(ColumnPath::from(TIME_COLUMN), false)
-        .set_column_encoding(ColumnPath::from(TIME_COLUMN), Encoding::DELTA_BINARY_PACKED)
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(ID_KEY.to_string(), description.id.clone()),
-            KeyValue::new(DESCRIPTION_KEY.to_string(), json),
-        ]))
-        .build();
-    // What ArrowWriter would embed: readers get back dictionary strings and the UTC zone.
-    add_encoded_arrow_schema_to_metadata(&schema, &mut props);
-    let props = Arc::new(props);
-    let page_rows = props.data_page_row_count_limit();
-    let parquet_schema = ArrowSchemaConverter::new()
-        .with_coerce_types(props.coerce_types())
-        .convert(&schema)
-        .map_err(|e| error(&e))?;
-    let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-    let mut buffer = Vec::with_capacity(memory / 4);
-    let mut writer = SerializedFileWriter::new(&mut buffer, parquet_schema.root_schema_ptr(), props)
-        .map_err(|e| error(&e))?;
-    // Chunks come back a column at a time, this many to a row group.
-    let per_row_group = schema.fields().len();
-    let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
-
-    let sorted_strings: Vec<Vec<bool>> = batches.iter().map(sorted_string_columns).collect();
-    // (rows, whether each column is a sorted string dictionary), a row group each
-    let row_groups: Vec<(RecordBatch, &[bool])> = batches
-        .iter()
-        .zip(&sorted_strings)
-        .flat_map(|(batch, sorted)| {
-            (0..batch.num_rows()).step_by(ROW_GROUP_ROWS).map(move |offset| {
-                (batch.slice(offset, ROW_GROUP_ROWS.min(batch.num_rows() - offset)), sorted.as_slice())
-            })
+    let parts = batches
+        .par_iter()
+        .map(|batch| {
+            let row_groups = encode_row_groups(batch)?;
+            Ok(EncodedRows { schema: batch.schema(), dimensions: Vec::new(), row_groups })
         })
-        .collect();
-    // Every column of a row group is a piece of work of its own, so that a segment of one row
-    // group still uses every core, and the last row group does not leave one core encoding it
-    // alone. Row groups go a few at a time, so that a wide schema does not have a writer
-    // (and its buffers) for every column of every row group at once.
-    // Each column's leaves in the Parquet schema: one, but for nested types.
-    let mut leaves = vec![0..0; schema.fields().len()];
-    for leaf in 0..parquet_schema.num_columns() {
-        let column = &mut leaves[parquet_schema.get_column_root_idx(leaf)];
-        *column = if column.start == column.end { leaf..leaf + 1 } else { column.start..leaf + 1 };
-    }
-    let mut next_row_group = 0;
-    for window in row_groups.chunks(2 * rayon::current_num_threads()) {
-        let mut columns = Vec::new();
-        for (rows, sorted) in window {
-            let mut writers = factory.create_column_writers(next_row_group).map_err(|e| error(&e))?;
-            next_row_group += 1;
-            for (c, (field, column)) in schema.fields().iter().zip(rows.columns()).enumerate() {
-                columns.push(ColumnWork {
-                    field: field.clone(),
-                    column: column.clone(),
-                    first_leaf: leaves[c].start,
-                    sorted: sorted[c],
-                    writers: writers.drain(..leaves[c].len()).collect(),
-                });
-            }
-        }
-        let encoded: Vec<Result<Vec<Chunk>, ParquetError>> =
-            columns.into_par_iter().map(|work| work.encode(&parquet_schema, page_rows)).collect();
-        let mut encoded = encoded.into_iter();
-        for _ in window {
-            let mut row_group = writer.next_row_group().map_err(|e| error(&e))?;
-            for chunks in encoded.by_ref().take(per_row_group) {
-                for chunk in chunks.map_err(|e| error(&e))? {
-                    match chunk {
-                        Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
-                        Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
-                    }
-                    .map_err(|e| error(&e))?;
-                }
-            }
-            row_group.close().map_err(|e| error(&e))?;
-        }
-    }
-    writer.close().map_err(|e| error(&e))?;
-    Ok(Bytes::from(buffer))
+        .collect::<Result<Vec<_>, ParquetError>>()
+        .map_err(|e| error(&e))?;
+    let bytes = write_parts(parts, &schema, description).map_err(|e| error(&e))?;
+    Ok(Bytes::from(bytes))
 }
 
 /// For each column of a batch, whether it is a string dictionary with sorted, distinct values.
@@ -290,69 +486,11 @@ pub fn encode_built_batches(
     partition: u32,
 ) -> Result<Bytes, SegmentError> {
     let id = segment_id(spec.data_source.as_str(), interval, version, partition);
-    if built.is_empty() {
-        return Err(SegmentError::Format { id, message: "a segment needs rows of an index".to_string() });
-    }
-    let (batches, dimensions) = with_every_dimension(built, spec.dimensions.is_schemaless());
-    let description = SegmentDescription {
-        id,
-        data_source: spec.data_source.to_string(),
-        interval: interval.to_string(),
-        version: version.to_string(),
-        partition,
-        dimensions,
-        metrics: spec.metrics.clone(),
-        query_granularity: spec.granularity.query.name().to_string(),
-        rollup: spec.granularity.rollup,
-    };
-    write_segment(&batches, &description)
-}
-
-/// Gives batches built from different indexes one schema: every dimension any of them has (in
-/// name order when discovered, as a schemaless index orders them), all-null where a batch has
-/// none. Batches from indexes of a declared dimension list already agree.
-fn with_every_dimension(
-    built: Vec<(RecordBatch, Vec<DimensionSpec>)>,
-    schemaless: bool,
-) -> (Vec<RecordBatch>, Vec<DimensionSpec>) {
-    let mut dimensions: Vec<(DimensionSpec, FieldRef)> = Vec::new();
-    for (batch, written) in &built {
-        for (d, dimension) in written.iter().enumerate() {
-            if !dimensions.iter().any(|(known, _)| known.name == dimension.name) {
-                // Column 0 is the time; the dimensions follow in the order written.
-                dimensions.push((dimension.clone(), batch.schema().field(d + 1).clone().into()));
-            }
-        }
-    }
-    if schemaless {
-        dimensions.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    }
-    let specs: Vec<DimensionSpec> = dimensions.iter().map(|(spec, _)| spec.clone()).collect();
-    if built.iter().all(|(_, written)| *written == specs) {
-        return (built.into_iter().map(|(batch, _)| batch).collect(), specs);
-    }
-    let batches = built
-        .into_iter()
-        .map(|(batch, written)| {
-            let rows = batch.num_rows();
-            let schema = batch.schema();
-            let mut fields: Vec<FieldRef> = vec![schema.fields()[0].clone()];
-            let mut columns: Vec<ArrayRef> = vec![batch.column(0).clone()];
-            for (spec, field) in &dimensions {
-                fields.push(field.clone());
-                columns.push(match written.iter().position(|w| w.name == spec.name) {
-                    Some(d) => batch.column(d + 1).clone(),
-                    None => new_null_array(field.data_type(), rows),
-                });
-            }
-            let first_metric = 1 + written.len();
-            fields.extend(schema.fields()[first_metric..].iter().cloned());
-            columns.extend(batch.columns()[first_metric..].iter().cloned());
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-                .expect("columns match the fields by construction")
-        })
-        .collect();
-    (batches, specs)
+    let parts = built
+        .into_par_iter()
+        .map(|(batch, dimensions)| encode_rows(&batch, dimensions, &id))
+        .collect::<Result<Vec<_>, SegmentError>>()?;
+    write_encoded(parts, spec, interval, version, partition)
 }
 
 /// The description braid wrote into a segment file's footer.
@@ -459,8 +597,8 @@ mod tests {
     }
 
     #[test]
-    fn row_groups_past_one_encoding_window_keep_their_order() {
-        // On one thread, row groups encode two at a time: seven batches take four windows.
+    fn row_groups_encoded_on_one_thread_keep_their_order() {
+        // Seven batches, a row group each, encoded by one thread in the order it takes them.
         let batch = batch();
         let cuts = [0, 10, 25, 1000, 1001, 5000, 40_000, ROWS];
         let pieces: Vec<RecordBatch> = cuts.windows(2).map(|c| batch.slice(c[0], c[1] - c[0])).collect();
@@ -558,5 +696,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn encoded_parts_fill_the_dimensions_they_lack_with_nulls_and_must_agree_on_types() {
+        let spec = crate::spec::load_specs(
+            &serde_json::json!({
+                "type": "kafka",
+                "spec": {"dataSchema": {
+                    "dataSource": "test",
+                    "timestampSpec": {"column": "ts", "format": "millis"},
+                    "dimensionsSpec": {"dimensions": []},
+                    "metricsSpec": [{"type": "count", "name": "count"}],
+                    "granularitySpec": {"segmentGranularity": "day", "queryGranularity": "none"}
+                }}
+            })
+            .to_string(),
+            "test",
+        )
+        .unwrap()
+        .specs
+        .remove(0);
+        let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let time_type = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into()));
+        // time, one dimension, count
+        let part = |name: &str, dimension: ArrayRef, first: i64| {
+            let rows = dimension.len();
+            let schema = Schema::new(vec![
+                Field::new(TIME_COLUMN, time_type.clone(), false),
+                Field::new(name, dimension.data_type().clone(), true),
+                Field::new("count", DataType::Int64, false),
+            ]);
+            let times = arrow::array::TimestampMillisecondArray::from_iter_values(first..first + rows as i64)
+                .with_timezone("UTC");
+            let counts = arrow::array::Int64Array::from_iter_values(std::iter::repeat_n(1, rows));
+            let batch =
+                RecordBatch::try_new(Arc::new(schema), vec![Arc::new(times), dimension, Arc::new(counts)])
+                    .unwrap();
+            let kind = if *batch.schema().field(1).data_type() == dict_type {
+                crate::spec::DimensionType::String
+            } else {
+                crate::spec::DimensionType::Long
+            };
+            encode_rows(&batch, vec![DimensionSpec { kind, name: name.to_string() }], "test").unwrap()
+        };
+        let strings_of = |values: &[&str]| {
+            dictionary(
+                (0..values.len() as i32).map(Some).collect(),
+                values.iter().map(|v| v.to_string()).collect(),
+            )
+        };
+        let interval = Interval::parse("2013-08-31/P1D").unwrap();
+
+        let parts = vec![part("b", strings_of(&["x", "y"]), 0), part("a", strings_of(&["z"]), 2)];
+        let bytes = write_encoded(parts, &spec, interval, "v1", 0).unwrap();
+        let (description, read) = read_segment(bytes, "test").unwrap();
+        let names: Vec<&str> = description.dimensions.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"], "a schemaless spec's dimensions are in name order");
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        let column = |name: &str| strings(read.column_by_name(name).unwrap());
+        assert_eq!(column("a"), [None, None, Some("z".to_string())]);
+        assert_eq!(column("b"), [Some("x".to_string()), Some("y".to_string()), None]);
+
+        let numbers: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![7]));
+        let parts = vec![part("a", strings_of(&["x"]), 0), part("a", numbers, 1)];
+        let error = write_encoded(parts, &spec, interval, "v1", 0).unwrap_err().to_string();
+        assert!(error.contains("test_2013-08-31") && error.contains("dimension \"a\" is"), "{error}");
     }
 }
