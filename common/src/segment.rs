@@ -6,12 +6,15 @@
 //! metadata holds the segment id and a JSON description (`braid.segment`), so a segment
 //! describes itself.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, AsArray, new_null_array};
 use arrow::datatypes::{DataType, FieldRef, Int32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use object_store::PutPayload;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
@@ -50,16 +53,6 @@ enum Chunk {
     Arrow(ArrowColumnChunk),
     /// A sorted string dictionary's pages, written directly.
     Pages(Bytes, ColumnCloseResult),
-}
-
-impl Chunk {
-    /// Bytes of its pages.
-    fn encoded_bytes(&self) -> usize {
-        match self {
-            Chunk::Arrow(chunk) => chunk.close().bytes_written as usize,
-            Chunk::Pages(bytes, _) => bytes.len(),
-        }
-    }
 }
 
 /// One column of one row group, to encode.
@@ -165,7 +158,6 @@ impl std::fmt::Debug for EncodedRows {
             .field("schema", &self.schema)
             .field("row_groups", &self.row_groups.len())
             .field("rows", &self.rows())
-            .field("bytes", &self.encoded_bytes())
             .finish()
     }
 }
@@ -174,11 +166,6 @@ impl EncodedRows {
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.row_groups.iter().map(|g| g.rows).sum()
-    }
-
-    /// Bytes the encoded chunks take.
-    pub fn encoded_bytes(&self) -> usize {
-        self.row_groups.iter().flat_map(|g| g.columns.iter().flatten()).map(Chunk::encoded_bytes).sum()
     }
 }
 
@@ -241,6 +228,133 @@ fn encode_row_groups(batch: &RecordBatch) -> Result<Vec<EncodedRowGroup>, Parque
         .collect()
 }
 
+/// A segment file's bytes, as the pieces it was put together from: what the Parquet writer
+/// wrote itself, and the chunks that were one `Bytes` already, not copied again. An object
+/// store put takes the pieces as they are.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentBytes {
+    parts: Vec<Bytes>,
+}
+
+impl SegmentBytes {
+    /// The file's length.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether the file has no bytes (never, for a file written here).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file in one piece (a copy, unless it is one piece already).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [one] => one.clone(),
+            parts => Bytes::from(parts.concat()),
+        }
+    }
+}
+
+impl From<SegmentBytes> for PutPayload {
+    fn from(file: SegmentBytes) -> Self {
+        file.parts.into_iter().collect()
+    }
+}
+
+/// The sink a segment file is written into. It keeps what the Parquet writer writes itself
+/// (headers, footer, the chunks it encoded), but a chunk that is one `Bytes` already (a sorted
+/// string column's pages) is registered with [`Splicer::splice`] before it is appended: the
+/// writer's copy of it is checked against it and dropped, and the chunk takes its place. That
+/// saves writing most of the file's bytes a second time.
+#[derive(Clone, Default)]
+struct Splicer(Arc<Mutex<Spliced>>);
+
+#[derive(Default)]
+struct Spliced {
+    parts: Vec<Bytes>,
+    /// What was written since the last spliced chunk.
+    pending: Vec<u8>,
+    /// Bytes written so far.
+    position: usize,
+    /// Chunks to splice in, by the position they start at.
+    splices: VecDeque<(usize, Bytes)>,
+}
+
+impl Splicer {
+    /// Registers `chunk` as the bytes the writer will write at `position`.
+    fn splice(&self, position: usize, chunk: Bytes) -> Result<(), ParquetError> {
+        let mut spliced = self.0.lock().expect("not poisoned");
+        let last_end = spliced.splices.back().map_or(spliced.position, |(at, chunk)| at + chunk.len());
+        if position < last_end {
+            return Err(ParquetError::General(format!(
+                "a chunk cannot be spliced in at byte {position}: bytes up to {last_end} are already placed"
+            )));
+        }
+        spliced.splices.push_back((position, chunk));
+        Ok(())
+    }
+
+    /// The file, once its writer is closed.
+    fn finish(self) -> Result<SegmentBytes, ParquetError> {
+        let mut spliced = self.0.lock().expect("not poisoned");
+        if let Some((at, _)) = spliced.splices.front() {
+            return Err(ParquetError::General(format!(
+                "the chunk spliced in at byte {at} was never written; the file ends at {}",
+                spliced.position
+            )));
+        }
+        let pending = std::mem::take(&mut spliced.pending);
+        let mut parts = std::mem::take(&mut spliced.parts);
+        if !pending.is_empty() {
+            parts.push(Bytes::from(pending));
+        }
+        Ok(SegmentBytes { parts })
+    }
+}
+
+impl Write for Splicer {
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let written = buf.len();
+        let mut spliced = self.0.lock().expect("not poisoned");
+        while !buf.is_empty() {
+            let position = spliced.position;
+            let n = match spliced.splices.front() {
+                Some((at, chunk)) if position >= *at => {
+                    let done = position - at;
+                    let n = (chunk.len() - done).min(buf.len());
+                    if buf[..n] != chunk[done..done + n] {
+                        return Err(std::io::Error::other(format!(
+                            "the bytes written at {position} differ from the chunk spliced in at {at}"
+                        )));
+                    }
+                    if done + n == chunk.len() {
+                        let (_, chunk) = spliced.splices.pop_front().expect("matched above");
+                        let pending = std::mem::take(&mut spliced.pending);
+                        if !pending.is_empty() {
+                            spliced.parts.push(Bytes::from(pending));
+                        }
+                        spliced.parts.push(chunk);
+                    }
+                    n
+                }
+                next => {
+                    let n = next.map_or(buf.len(), |(at, _)| (at - position).min(buf.len()));
+                    spliced.pending.extend_from_slice(&buf[..n]);
+                    n
+                }
+            };
+            spliced.position += n;
+            buf = &buf[n..];
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes encoded rows, one part after the other, as the segment file of one partition of
 /// (interval, version). The parts must already be in segment order (each sorted, and every row
 /// of a part sorting before every row of the next). The file has every dimension a part has
@@ -252,7 +366,7 @@ pub fn write_encoded(
     interval: Interval,
     version: &str,
     partition: u32,
-) -> Result<Bytes, SegmentError> {
+) -> Result<SegmentBytes, SegmentError> {
     let id = segment_id(spec.data_source.as_str(), interval, version, partition);
     let error = |e: &dyn std::fmt::Display| SegmentError::Format { id: id.clone(), message: e.to_string() };
     let (schema, dimensions) = every_dimension(&parts, spec.dimensions.is_schemaless())
@@ -268,7 +382,7 @@ pub fn write_encoded(
         query_granularity: spec.granularity.query.name().to_string(),
         rollup: spec.granularity.rollup,
     };
-    write_parts(parts, &schema, &description).map(Bytes::from).map_err(|e| error(&e))
+    write_parts(parts, &schema, &description).map_err(|e| error(&e))
 }
 
 /// The schema a file of these parts has: the time, every dimension any part has (in order of
@@ -315,7 +429,7 @@ fn write_parts(
     parts: Vec<EncodedRows>,
     schema: &SchemaRef,
     description: &SegmentDescription,
-) -> Result<Vec<u8>, ParquetError> {
+) -> Result<SegmentBytes, ParquetError> {
     let json = serde_json::to_string(description).map_err(|e| ParquetError::General(e.to_string()))?;
     let mut props = writer_properties(vec![
         KeyValue::new(ID_KEY.to_string(), description.id.clone()),
@@ -327,10 +441,8 @@ fn write_parts(
     let page_rows = props.data_page_row_count_limit();
     let parquet_schema = parquet_schema_of(schema, &props)?;
     let leaves = leaf_ranges(schema, &parquet_schema);
-    let encoded: usize = parts.iter().map(EncodedRows::encoded_bytes).sum();
-    // The chunks, plus room for the page indexes and the footer.
-    let mut buffer = Vec::with_capacity(encoded + encoded / 16 + 4096);
-    let mut writer = SerializedFileWriter::new(&mut buffer, parquet_schema.root_schema_ptr(), props)?;
+    let splicer = Splicer::default();
+    let mut writer = SerializedFileWriter::new(splicer.clone(), parquet_schema.root_schema_ptr(), props)?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
     for part in parts {
         let mut sources = Vec::with_capacity(schema.fields().len());
@@ -350,6 +462,9 @@ fn write_parts(
         }
         for group in part.row_groups {
             let mut columns: Vec<Option<Vec<Chunk>>> = group.columns.into_iter().map(Some).collect();
+            // A row group's chunks follow one another from where the file is now, with nothing
+            // between them.
+            let mut position = writer.bytes_written();
             let mut row_group = writer.next_row_group()?;
             for (c, field) in schema.fields().iter().enumerate() {
                 let chunks = match sources[c] {
@@ -369,16 +484,28 @@ fn write_parts(
                 };
                 for chunk in chunks {
                     match chunk {
-                        Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
-                        Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close),
-                    }?;
+                        Chunk::Arrow(chunk) => {
+                            position += chunk.close().metadata.compressed_size() as usize;
+                            chunk.append_to_row_group(&mut row_group)?;
+                        }
+                        Chunk::Pages(bytes, close) => {
+                            let metadata = &close.metadata;
+                            let start =
+                                metadata.dictionary_page_offset().unwrap_or(metadata.data_page_offset())
+                                    as usize;
+                            let length = metadata.compressed_size() as usize;
+                            splicer.splice(position, bytes.slice(start..start + length))?;
+                            position += length;
+                            row_group.append_column(&bytes, close)?;
+                        }
+                    }
                 }
             }
             row_group.close()?;
         }
     }
     writer.close()?;
-    Ok(buffer)
+    splicer.finish()
 }
 
 /// Every segment's writer settings, with the footer's key-value metadata.
@@ -414,7 +541,7 @@ fn leaf_ranges(schema: &Schema, parquet_schema: &SchemaDescriptor) -> Vec<std::o
 pub fn write_segment(
     batches: &[RecordBatch],
     description: &SegmentDescription,
-) -> Result<Bytes, SegmentError> {
+) -> Result<SegmentBytes, SegmentError> {
     let error = |e: &dyn std::fmt::Display| SegmentError::Format {
         id: description.id.clone(),
         message: e.to_string(),
@@ -434,8 +561,7 @@ pub fn write_segment(
         })
         .collect::<Result<Vec<_>, ParquetError>>()
         .map_err(|e| error(&e))?;
-    let bytes = write_parts(parts, &schema, description).map_err(|e| error(&e))?;
-    Ok(Bytes::from(bytes))
+    write_parts(parts, &schema, description).map_err(|e| error(&e))
 }
 
 /// For each column of a batch, whether it is a string dictionary with sorted, distinct values.
@@ -462,7 +588,7 @@ pub fn encode_index_rows(
     interval: Interval,
     version: &str,
     partition: u32,
-) -> Result<Bytes, SegmentError> {
+) -> Result<SegmentBytes, SegmentError> {
     encode_built_batches(
         vec![index.record_batch(rows, ranks)],
         index.schema().spec(),
@@ -484,7 +610,7 @@ pub fn encode_built_batches(
     interval: Interval,
     version: &str,
     partition: u32,
-) -> Result<Bytes, SegmentError> {
+) -> Result<SegmentBytes, SegmentError> {
     let id = segment_id(spec.data_source.as_str(), interval, version, partition);
     let parts = built
         .into_par_iter()
@@ -603,7 +729,7 @@ mod tests {
         let cuts = [0, 10, 25, 1000, 1001, 5000, 40_000, ROWS];
         let pieces: Vec<RecordBatch> = cuts.windows(2).map(|c| batch.slice(c[0], c[1] - c[0])).collect();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let bytes = pool.install(|| write_segment(&pieces, &description())).unwrap();
+        let bytes = pool.install(|| write_segment(&pieces, &description())).unwrap().to_bytes();
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
         let sizes: Vec<usize> =
             reader.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
@@ -620,7 +746,7 @@ mod tests {
     fn each_batch_starts_a_row_group_and_batches_must_agree_on_their_schema() {
         let batch = batch();
         let pieces = [batch.slice(0, 1000), batch.slice(1000, ROWS - 1000)];
-        let bytes = write_segment(&pieces, &description()).unwrap();
+        let bytes = write_segment(&pieces, &description()).unwrap().to_bytes();
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
         let sizes: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
         assert_eq!(sizes, [1000, ROW_GROUP_ROWS as i64, (ROWS - 1000 - ROW_GROUP_ROWS) as i64]);
@@ -640,7 +766,7 @@ mod tests {
     #[test]
     fn string_dimensions_read_back_as_written_with_their_statistics() {
         let batch = batch();
-        let bytes = write_segment(std::slice::from_ref(&batch), &description()).unwrap();
+        let bytes = write_segment(std::slice::from_ref(&batch), &description()).unwrap().to_bytes();
 
         let (_, read) = read_segment(bytes.clone(), "test").unwrap();
         let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
@@ -749,7 +875,7 @@ mod tests {
         let interval = Interval::parse("2013-08-31/P1D").unwrap();
 
         let parts = vec![part("b", strings_of(&["x", "y"]), 0), part("a", strings_of(&["z"]), 2)];
-        let bytes = write_encoded(parts, &spec, interval, "v1", 0).unwrap();
+        let bytes = write_encoded(parts, &spec, interval, "v1", 0).unwrap().to_bytes();
         let (description, read) = read_segment(bytes, "test").unwrap();
         let names: Vec<&str> = description.dimensions.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["a", "b"], "a schemaless spec's dimensions are in name order");
@@ -762,5 +888,35 @@ mod tests {
         let parts = vec![part("a", strings_of(&["x"]), 0), part("a", numbers, 1)];
         let error = write_encoded(parts, &spec, interval, "v1", 0).unwrap_err().to_string();
         assert!(error.contains("test_2013-08-31") && error.contains("dimension \"a\" is"), "{error}");
+    }
+
+    #[test]
+    fn spliced_chunks_take_the_place_of_the_copy_written_of_them() {
+        let splicer = Splicer::default();
+        let chunk = Bytes::from_static(b"CHUNK");
+        splicer.splice(3, chunk.clone()).unwrap();
+        let mut writer = splicer.clone();
+        // The writer's copy of the chunk arrives in pieces, and with bytes of its own around it.
+        for piece in [&b"hd"[..], b"rCH", b"UN", b"Kfooter"] {
+            writer.write_all(piece).unwrap();
+        }
+        let error = splicer.splice(5, Bytes::from_static(b"x")).unwrap_err().to_string();
+        assert!(error.contains("byte 5") && error.contains("up to 14"), "{error}");
+        drop(writer);
+        let file = splicer.finish().unwrap();
+        assert_eq!(file.to_bytes(), Bytes::from_static(b"hdrCHUNKfooter"));
+        assert_eq!(file.parts.len(), 3);
+        assert_eq!(file.parts[1].as_ptr(), chunk.as_ptr(), "the chunk itself, not a copy");
+
+        // A copy that differs from the chunk, or a chunk never written, is an error.
+        let splicer = Splicer::default();
+        splicer.splice(0, Bytes::from_static(b"abc")).unwrap();
+        let error = splicer.clone().write_all(b"abd").unwrap_err().to_string();
+        assert!(error.contains("differ from the chunk spliced in at 0"), "{error}");
+        let splicer = Splicer::default();
+        splicer.splice(2, Bytes::from_static(b"abc")).unwrap();
+        splicer.clone().write_all(b"12").unwrap();
+        let error = splicer.finish().unwrap_err().to_string();
+        assert!(error.contains("byte 2 was never written") && error.contains("ends at 2"), "{error}");
     }
 }

@@ -158,10 +158,10 @@ impl DeepStorage {
     }
 
     /// Writes an object only if nothing is there yet: the fence every commit relies on.
-    pub async fn put_create(&self, relative: &str, bytes: Bytes) -> Result<(), StorageError> {
+    pub async fn put_create(&self, relative: &str, bytes: impl Into<PutPayload>) -> Result<(), StorageError> {
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         self.store
-            .put_opts(&self.path(relative), PutPayload::from_bytes(bytes), opts)
+            .put_opts(&self.path(relative), bytes.into(), opts)
             .await
             .map(|_| ())
             .map_err(|e| StorageError::from_store("create", relative, e))
