@@ -589,34 +589,11 @@ pub fn encode_index_rows(
     version: &str,
     partition: u32,
 ) -> Result<SegmentBytes, SegmentError> {
-    encode_built_batches(
-        vec![index.record_batch(rows, ranks)],
-        index.schema().spec(),
-        interval,
-        version,
-        partition,
-    )
-}
-
-/// Encodes batches that rollup indexes of `spec` built ([`RollupIndex::record_batch`]), one
-/// after the other, as the segment file of one partition of (interval, version): how the batch
-/// indexer writes the indexes it built a few hours at a time. The batches must already be in
-/// segment order (each sorted, and every row of a batch sorting before every row of the next);
-/// each becomes row groups of its own, with its own dictionaries. The file has every dimension
-/// a batch has; where a batch has no value of one (a schemaless dimension), it is null.
-pub fn encode_built_batches(
-    built: Vec<(RecordBatch, Vec<DimensionSpec>)>,
-    spec: &DataSourceSpec,
-    interval: Interval,
-    version: &str,
-    partition: u32,
-) -> Result<SegmentBytes, SegmentError> {
+    let spec = index.schema().spec();
     let id = segment_id(spec.data_source.as_str(), interval, version, partition);
-    let parts = built
-        .into_par_iter()
-        .map(|(batch, dimensions)| encode_rows(&batch, dimensions, &id))
-        .collect::<Result<Vec<_>, SegmentError>>()?;
-    write_encoded(parts, spec, interval, version, partition)
+    let (batch, dimensions) = index.record_batch(rows, ranks);
+    let part = encode_rows(&batch, dimensions, &id)?;
+    write_encoded(vec![part], spec, interval, version, partition)
 }
 
 /// The description braid wrote into a segment file's footer.
