@@ -669,9 +669,10 @@ async fn read_all(
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let first_error: Mutex<Option<BatchError>> = Mutex::new(None);
-        // One reader on each of the pool's threads. A reader that finishes a unit sorts and
-        // builds it right there: rayon runs the sort's halves on the same thread while the
-        // other threads are reading, and spreads them once a thread has nothing left to read.
+        // One reader on each of the pool's threads. A reader that finishes a unit sorts, builds
+        // and (once it is placed) encodes it right there: rayon runs the halves of the sort and
+        // the columns of the encoding on the same thread while the other threads are reading,
+        // and spreads them once a thread has nothing left to read.
         // (Built through `install` from threads of their own, both readers finishing pieces of
         // the same size at once would wait on the pool together, and its serial parts left a
         // core idle.)
@@ -898,7 +899,7 @@ async fn finish_units(
         })
     })
     .await
-    .map_err(|e| BatchError::Internal(format!("sorting rows failed: {e}")))?
+    .map_err(|e| BatchError::Internal(format!("sorting and encoding rows failed: {e}")))?
 }
 
 /// The segment files to write: each partition's pieces, in unit order.
