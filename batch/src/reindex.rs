@@ -9,7 +9,7 @@
 //! whole sorts it, builds its Arrow batches and empties its index (keeping its memory) for the
 //! next unit. Once every earlier unit is built, the unit's place in its segments' partitions
 //! (`maxRowsPerSegment`) is known, and the worker encodes it into Parquet column chunks right
-//! there, so the job holds encoded rows, a fifth of their Arrow size. A unit that two workers
+//! there, so the job holds encoded rows, a fraction of their Arrow size. A unit that two workers
 //! read parts of is merged, sorted and encoded once every file is read. The segment files are
 //! put together from the chunks and written before the single catalog commit that makes them
 //! visible. A raw file that cannot be read to its end fails the job before anything is

@@ -370,8 +370,8 @@ pub fn write_encoded(
 ) -> Result<SegmentBytes, SegmentError> {
     let id = segment_id(spec.data_source.as_str(), interval, version, partition);
     let error = |e: &dyn std::fmt::Display| SegmentError::Format { id: id.clone(), message: e.to_string() };
-    let (schema, dimensions) = every_dimension(&parts, spec.dimensions.is_schemaless())
-        .map_err(|e| SegmentError::Format { id: id.clone(), message: e })?;
+    let (schema, dimensions) =
+        every_dimension(&parts, spec.dimensions.is_schemaless()).map_err(|e| error(&e))?;
     let description = SegmentDescription {
         id: id.clone(),
         data_source: spec.data_source.to_string(),
@@ -474,13 +474,12 @@ fn write_parts(
                         // Only a schemaless unit lacks a column; writers for the whole row group
                         // are made to take this column's.
                         let mut writers = factory.create_column_writers(0)?;
-                        let first_leaf = leaves[c].start;
                         ColumnWork {
                             field: field.clone(),
                             column: new_null_array(field.data_type(), group.rows),
-                            first_leaf,
+                            first_leaf: leaves[c].start,
                             sorted: false,
-                            writers: writers.drain(first_leaf..leaves[c].end).collect(),
+                            writers: writers.drain(leaves[c].clone()).collect(),
                         }
                         .encode(&parquet_schema, page_rows)?
                     }
@@ -558,12 +557,8 @@ pub fn write_segment(
     }
     let parts = batches
         .par_iter()
-        .map(|batch| {
-            let row_groups = encode_row_groups(batch)?;
-            Ok(EncodedRows { schema: batch.schema(), dimensions: Vec::new(), row_groups })
-        })
-        .collect::<Result<Vec<_>, ParquetError>>()
-        .map_err(|e| error(&e))?;
+        .map(|batch| encode_rows(batch, Vec::new(), &description.id))
+        .collect::<Result<Vec<_>, SegmentError>>()?;
     write_parts(parts, &schema, description).map_err(|e| error(&e))
 }
 
