@@ -361,10 +361,37 @@ fn a_second_daemon_and_broker_faults_cannot_double_count_or_lose_events() {
     produce(&bootstrap, 4_000..5_000, &[]);
     first.wait_for_events(5_000);
     second.wait_for_events(5_000);
-    assert!(first.terminate().success());
-    assert!(second.terminate().success());
+    let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    assert!(first.terminate().success(), "first daemon's log:\n{}", read(&first_log));
+    assert!(second.terminate().success(), "second daemon's log:\n{}", read(&second_log));
     assert_eq!(published_totals(&deep), (5_000, expected_added(5_000)));
     assert_eq!(committed_raw_lines(&deep), 5_000);
+}
+
+/// A final checkpoint that fails (here a file stands where the segments' directory goes)
+/// loses nothing: the daemon still stops, with the failure in its log and nothing committed,
+/// and the next start consumes the events again from the catalog's offsets.
+#[test]
+fn a_final_checkpoint_that_fails_is_consumed_again_at_the_next_start() {
+    let Setup { broker: _broker, bootstrap, dir, deep, spec } =
+        setup(json!({"maxRowsInMemory": 1_000_000, "checkpointPeriod": "PT1H"}));
+    produce(&bootstrap, 0..2_000, &[]);
+    let log = dir.path().join("stream.log");
+    let daemon = start_stream(&deep, Some(&spec), log.clone());
+    daemon.wait_for_events(2_000);
+    let blocker = deep.join("segments").join("wiki");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "not a directory").unwrap();
+    assert!(daemon.terminate().success(), "log:\n{}", read(&log));
+    assert!(read(&log).contains("Checkpoint failed; its events are consumed again"), "log:\n{}", read(&log));
+    assert_eq!(catalog_seq(&deep), 0, "log:\n{}", read(&log));
+
+    std::fs::remove_file(&blocker).unwrap();
+    let daemon = start_stream(&deep, Some(&spec), log.clone());
+    daemon.wait_for_events(2_000);
+    assert!(daemon.terminate().success(), "log:\n{}", read(&log));
+    assert_eq!(published_totals(&deep), (2_000, expected_added(2_000)), "log:\n{}", read(&log));
+    assert_eq!(committed_raw_lines(&deep), 2_000);
 }
 
 /// Druid's supervisor API and Tranquility's push API on a daemon started without a spec.

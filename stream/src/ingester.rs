@@ -240,6 +240,20 @@ enum Next {
     Stop,
 }
 
+/// What follows a checkpoint that failed. Either way what it held is forgotten, and the
+/// catalog's offsets are where consumption starts again.
+#[derive(Debug, Clone, Copy)]
+enum OnFailure {
+    /// Re-read the catalog and assign its offsets to the consumer now.
+    Resync,
+    /// Only forget: the ingester is stopping or suspending, and assigns from the catalog when
+    /// it next starts or resumes, or is about to resync anyway (a reset). A new assignment right before the consumer is closed or
+    /// unassigned can abort the process: librdkafka 2.12 may then send a partition a second
+    /// FETCH_STOP before the first is answered, and fails an assertion when the second answer
+    /// arrives (librdkafka issue 5573).
+    Forget,
+}
+
 impl Worker {
     fn run(self) -> Result<(), StreamError> {
         let period = checkpoint_period(&self.spec)?;
@@ -289,7 +303,7 @@ impl Worker {
                 continue;
             }
             if progress.in_flight.as_ref().is_some_and(|h| h.is_finished()) {
-                self.finish_checkpoint(&mut progress)?;
+                self.finish_checkpoint(&mut progress, OnFailure::Resync)?;
             }
             if self.live.take_overtaken() {
                 warn!(data_source = %self.spec.data_source, "Another writer published offsets this daemon holds; consuming again from the catalog.");
@@ -304,7 +318,7 @@ impl Worker {
                 || self.live.with_open(|index| index.rows() as u64) >= self.spec.tuning.max_rows_in_memory
                 || progress.ingest.archived_bytes() >= MAX_ARCHIVE_BYTES;
             if progress.ingest.has_progress() && (full || progress.last_checkpoint.elapsed() >= period) {
-                self.start_checkpoint(&mut progress)?;
+                self.start_checkpoint(&mut progress, OnFailure::Resync)?;
             } else if progress.in_flight.is_none() && progress.last_refresh.elapsed() >= CATALOG_REFRESH {
                 progress.last_refresh = Instant::now();
                 match self.runtime.block_on(self.catalog.refresh(&mut progress.state)) {
@@ -413,7 +427,7 @@ impl Worker {
                 info!(data_source = %self.spec.data_source, "Resumed.");
             }
             Control::Reset => {
-                self.wait_in_flight(progress)?;
+                self.wait_in_flight(progress, OnFailure::Forget)?;
                 let partitions = progress.partitions.clone();
                 let data_source = self.spec.data_source.clone();
                 self.runtime.block_on(self.catalog.commit(&mut progress.state, "stream reset", |_| {
@@ -428,11 +442,11 @@ impl Worker {
     }
 
     /// Freezes what was consumed and starts writing it; waits for the previous checkpoint first.
-    fn start_checkpoint(&self, progress: &mut Progress) -> Result<(), StreamError> {
+    fn start_checkpoint(&self, progress: &mut Progress, on_failure: OnFailure) -> Result<(), StreamError> {
         if progress.in_flight.is_some() {
-            self.finish_checkpoint(progress)?;
+            self.finish_checkpoint(progress, on_failure)?;
             if !progress.ingest.has_progress() {
-                // The previous checkpoint failed and everything was replayed from the catalog.
+                // The previous checkpoint failed and what it held was forgotten.
                 return Ok(());
             }
         }
@@ -461,16 +475,16 @@ impl Worker {
         Ok(())
     }
 
-    fn wait_in_flight(&self, progress: &mut Progress) -> Result<(), StreamError> {
+    fn wait_in_flight(&self, progress: &mut Progress, on_failure: OnFailure) -> Result<(), StreamError> {
         if progress.in_flight.is_some() {
-            self.finish_checkpoint(progress)?;
+            self.finish_checkpoint(progress, on_failure)?;
         }
         Ok(())
     }
 
     /// Waits for the checkpoint in flight; on success the hand-off is marked committed, on
-    /// failure the ingester resynchronises.
-    fn finish_checkpoint(&self, progress: &mut Progress) -> Result<(), StreamError> {
+    /// failure what it held is forgotten, and consumed again as `on_failure` says.
+    fn finish_checkpoint(&self, progress: &mut Progress, on_failure: OnFailure) -> Result<(), StreamError> {
         let Some(task) = progress.in_flight.take() else { return Ok(()) };
         let outcome = self
             .runtime
@@ -491,10 +505,19 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
-                error!(data_source = %self.spec.data_source, error = %e, "Checkpoint failed; consuming again from the catalog's offsets.");
                 IngestMetrics::add(&self.metrics.checkpoint_failures, 1);
                 self.remember_error(&e);
-                self.resync(progress)
+                match on_failure {
+                    OnFailure::Resync => {
+                        error!(data_source = %self.spec.data_source, error = %e, "Checkpoint failed; consuming again from the catalog's offsets.");
+                        self.resync(progress)
+                    }
+                    OnFailure::Forget => {
+                        error!(data_source = %self.spec.data_source, error = %e, "Checkpoint failed; its events are consumed again from the catalog's offsets when this dataSource next runs.");
+                        self.forget(progress);
+                        Ok(())
+                    }
+                }
             }
         }
     }
@@ -502,9 +525,9 @@ impl Worker {
     /// Checkpoints whatever was consumed and waits for it (shutdown, suspend).
     fn final_checkpoint(&self, progress: &mut Progress) -> Result<(), StreamError> {
         if progress.ingest.has_progress() {
-            self.start_checkpoint(progress)?;
+            self.start_checkpoint(progress, OnFailure::Forget)?;
         }
-        self.wait_in_flight(progress)
+        self.wait_in_flight(progress, OnFailure::Forget)
     }
 
     /// Forgets memory and consumes again from the catalog's offsets (retrying the catalog
@@ -514,18 +537,24 @@ impl Worker {
             let _ = self.runtime.block_on(task);
         }
         let Some(state) = self.load_catalog()? else { return Ok(()) };
-        let committed = committed_offsets(&state, &progress.partitions);
+        progress.batch_owned = batch_owned(&state);
+        progress.state = state;
+        self.forget(progress);
+        self.assign(progress)
+    }
+
+    /// Forgets the rows, raw events and offsets held in memory: consumption stands where
+    /// `progress.state`, the catalog as last read, says.
+    fn forget(&self, progress: &mut Progress) {
+        let committed = committed_offsets(&progress.state, &progress.partitions);
         self.live.clear(committed.clone());
         progress.ingest.reset(committed);
         // Their files are never committed; the replay writes its own.
         progress.written_ahead.clear();
-        progress.batch_owned = batch_owned(&state);
-        progress.state = state;
         progress.last_checkpoint = Instant::now();
         self.metrics.rows_in_memory.store(0, Ordering::Relaxed);
         self.metrics.bytes_in_memory.store(0, Ordering::Relaxed);
         self.metrics.archive_buffer_bytes.store(0, Ordering::Relaxed);
-        self.assign(progress)
     }
 
     /// Reads the catalog, retrying with backoff while deep storage fails; none when stopped.
