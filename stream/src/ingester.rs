@@ -247,10 +247,10 @@ enum OnFailure {
     /// Re-read the catalog and assign its offsets to the consumer now.
     Resync,
     /// Only forget: the ingester is stopping or suspending, and assigns from the catalog when
-    /// it next starts or resumes, or is about to resync anyway (a reset). A new assignment right before the consumer is closed or
-    /// unassigned can abort the process: librdkafka 2.12 may then send a partition a second
-    /// FETCH_STOP before the first is answered, and fails an assertion when the second answer
-    /// arrives (librdkafka issue 5573).
+    /// it next starts or resumes, or is about to resync anyway (a reset). A new assignment
+    /// right before the consumer is closed or unassigned can abort the process: librdkafka
+    /// 2.12 may then send a partition a second FETCH_STOP before the first is answered, and
+    /// fails an assertion when the second answer arrives (librdkafka issue 5573).
     Forget,
 }
 
