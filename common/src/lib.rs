@@ -5,7 +5,9 @@
 //!
 //! Data flows: raw JSON lines are parsed with a [`spec::DataSourceSpec`] straight into a
 //! [`rollup::RollupIndex`]; its rows come out as Arrow batches per segment interval,
-//! [`segment::write_segment`] encodes them, and a [`catalog::Catalog`] commit publishes them.
+//! [`segment::encode_rows`] encodes them into Parquet column chunks,
+//! [`segment::write_encoded`] puts those together as segment files, and a
+//! [`catalog::Catalog`] commit publishes them.
 
 pub mod archive;
 pub mod catalog;

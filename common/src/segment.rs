@@ -537,31 +537,6 @@ fn leaf_ranges(schema: &Schema, parquet_schema: &SchemaDescriptor) -> Vec<std::o
     leaves
 }
 
-/// Encodes batches of one schema as a Parquet segment file: the batches in order, each cut
-/// into row groups of at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches).
-/// See [`encode_rows`] for how they encode.
-pub fn write_segment(
-    batches: &[RecordBatch],
-    description: &SegmentDescription,
-) -> Result<SegmentBytes, SegmentError> {
-    let error = |e: &dyn std::fmt::Display| SegmentError::Format {
-        id: description.id.clone(),
-        message: e.to_string(),
-    };
-    let Some(first) = batches.first() else {
-        return Err(error(&"a segment needs at least one batch, if only to give its schema"));
-    };
-    let schema = first.schema();
-    if let Some(other) = batches.iter().find(|b| b.schema() != schema) {
-        return Err(error(&format!("batches differ in schema: {schema} and {}", other.schema())));
-    }
-    let parts = batches
-        .par_iter()
-        .map(|batch| encode_rows(batch, Vec::new(), &description.id))
-        .collect::<Result<Vec<_>, SegmentError>>()?;
-    write_parts(parts, &schema, description).map_err(|e| error(&e))
-}
-
 /// For each column of a batch, whether it is a string dictionary with sorted, distinct values.
 fn sorted_string_columns(batch: &RecordBatch) -> Vec<bool> {
     batch
@@ -695,6 +670,31 @@ mod tests {
             Field::new("full", dict_type, true),
         ]);
         RecordBatch::try_new(Arc::new(schema), vec![page, flag, never, unsorted, plain, full]).unwrap()
+    }
+
+    /// Encodes batches of one schema as a Parquet segment file through [`encode_rows`] and
+    /// [`write_parts`], as the reindex and the checkpoint do: the batches in order, each cut
+    /// into row groups of at most [`ROW_GROUP_ROWS`] rows (a row group never spans two batches).
+    fn write_segment(
+        batches: &[RecordBatch],
+        description: &SegmentDescription,
+    ) -> Result<SegmentBytes, SegmentError> {
+        let error = |e: &dyn std::fmt::Display| SegmentError::Format {
+            id: description.id.clone(),
+            message: e.to_string(),
+        };
+        let Some(first) = batches.first() else {
+            return Err(error(&"a segment needs at least one batch, if only to give its schema"));
+        };
+        let schema = first.schema();
+        if let Some(other) = batches.iter().find(|b| b.schema() != schema) {
+            return Err(error(&format!("batches differ in schema: {schema} and {}", other.schema())));
+        }
+        let parts = batches
+            .par_iter()
+            .map(|batch| encode_rows(batch, Vec::new(), &description.id))
+            .collect::<Result<Vec<_>, SegmentError>>()?;
+        write_parts(parts, &schema, description).map_err(|e| error(&e))
     }
 
     #[test]
