@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, new_null_array};
 use arrow::datatypes::{DataType, FieldRef, Int32Type, Schema, SchemaRef};
@@ -268,11 +268,8 @@ impl From<SegmentBytes> for PutPayload {
 /// string column's pages) is registered with [`Splicer::splice`] before it is appended: the
 /// writer's copy of it is checked against it and dropped, and the chunk takes its place. That
 /// saves writing most of the file's bytes a second time.
-#[derive(Clone, Default)]
-struct Splicer(Arc<Mutex<Spliced>>);
-
 #[derive(Default)]
-struct Spliced {
+struct Splicer {
     parts: Vec<Bytes>,
     /// What was written since the last spliced chunk.
     pending: Vec<u8>,
@@ -284,31 +281,28 @@ struct Spliced {
 
 impl Splicer {
     /// Registers `chunk` as the bytes the writer will write at `position`.
-    fn splice(&self, position: usize, chunk: Bytes) -> Result<(), ParquetError> {
-        let mut spliced = self.0.lock().expect("not poisoned");
-        let last_end = spliced.splices.back().map_or(spliced.position, |(at, chunk)| at + chunk.len());
+    fn splice(&mut self, position: usize, chunk: Bytes) -> Result<(), ParquetError> {
+        let last_end = self.splices.back().map_or(self.position, |(at, chunk)| at + chunk.len());
         if position < last_end {
             return Err(ParquetError::General(format!(
                 "a chunk cannot be spliced in at byte {position}: bytes up to {last_end} are already placed"
             )));
         }
-        spliced.splices.push_back((position, chunk));
+        self.splices.push_back((position, chunk));
         Ok(())
     }
 
     /// The file, once its writer is closed.
     fn finish(self) -> Result<SegmentBytes, ParquetError> {
-        let mut spliced = self.0.lock().expect("not poisoned");
-        if let Some((at, _)) = spliced.splices.front() {
+        if let Some((at, _)) = self.splices.front() {
             return Err(ParquetError::General(format!(
                 "the chunk spliced in at byte {at} was never written; the file ends at {}",
-                spliced.position
+                self.position
             )));
         }
-        let pending = std::mem::take(&mut spliced.pending);
-        let mut parts = std::mem::take(&mut spliced.parts);
-        if !pending.is_empty() {
-            parts.push(Bytes::from(pending));
+        let mut parts = self.parts;
+        if !self.pending.is_empty() {
+            parts.push(Bytes::from(self.pending));
         }
         Ok(SegmentBytes { parts })
     }
@@ -317,10 +311,9 @@ impl Splicer {
 impl Write for Splicer {
     fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
         let written = buf.len();
-        let mut spliced = self.0.lock().expect("not poisoned");
         while !buf.is_empty() {
-            let position = spliced.position;
-            let n = match spliced.splices.front() {
+            let position = self.position;
+            let n = match self.splices.front() {
                 Some((at, chunk)) if position >= *at => {
                     let done = position - at;
                     let n = (chunk.len() - done).min(buf.len());
@@ -330,22 +323,22 @@ impl Write for Splicer {
                         )));
                     }
                     if done + n == chunk.len() {
-                        let (_, chunk) = spliced.splices.pop_front().expect("matched above");
-                        let pending = std::mem::take(&mut spliced.pending);
+                        let (_, chunk) = self.splices.pop_front().expect("matched above");
+                        let pending = std::mem::take(&mut self.pending);
                         if !pending.is_empty() {
-                            spliced.parts.push(Bytes::from(pending));
+                            self.parts.push(Bytes::from(pending));
                         }
-                        spliced.parts.push(chunk);
+                        self.parts.push(chunk);
                     }
                     n
                 }
                 next => {
                     let n = next.map_or(buf.len(), |(at, _)| (at - position).min(buf.len()));
-                    spliced.pending.extend_from_slice(&buf[..n]);
+                    self.pending.extend_from_slice(&buf[..n]);
                     n
                 }
             };
-            spliced.position += n;
+            self.position += n;
             buf = &buf[n..];
         }
         Ok(written)
@@ -442,8 +435,7 @@ fn write_parts(
     let page_rows = props.data_page_row_count_limit();
     let parquet_schema = parquet_schema_of(schema, &props)?;
     let leaves = leaf_ranges(schema, &parquet_schema);
-    let splicer = Splicer::default();
-    let mut writer = SerializedFileWriter::new(splicer.clone(), parquet_schema.root_schema_ptr(), props)?;
+    let mut writer = SerializedFileWriter::new(Splicer::default(), parquet_schema.root_schema_ptr(), props)?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
     for part in parts {
         let mut sources = Vec::with_capacity(schema.fields().len());
@@ -463,12 +455,9 @@ fn write_parts(
         }
         for group in part.row_groups {
             let mut columns: Vec<Option<Vec<Chunk>>> = group.columns.into_iter().map(Some).collect();
-            // A row group's chunks follow one another from where the file is now, with nothing
-            // between them.
-            let mut position = writer.bytes_written();
-            let mut row_group = writer.next_row_group()?;
+            let mut chunks = Vec::new();
             for (c, field) in schema.fields().iter().enumerate() {
-                let chunks = match sources[c] {
+                chunks.extend(match sources[c] {
                     Some(s) => columns[s].take().expect("each column is written once"),
                     None => {
                         // Only a schemaless unit lacks a column; writers for the whole row group
@@ -483,31 +472,35 @@ fn write_parts(
                         }
                         .encode(&parquet_schema, page_rows)?
                     }
-                };
-                for chunk in chunks {
-                    match chunk {
-                        Chunk::Arrow(chunk) => {
-                            position += chunk.close().metadata.compressed_size() as usize;
-                            chunk.append_to_row_group(&mut row_group)?;
-                        }
-                        Chunk::Pages(bytes, close) => {
-                            let metadata = &close.metadata;
-                            let start =
-                                metadata.dictionary_page_offset().unwrap_or(metadata.data_page_offset())
-                                    as usize;
-                            let length = metadata.compressed_size() as usize;
-                            splicer.splice(position, bytes.slice(start..start + length))?;
-                            position += length;
-                            row_group.append_column(&bytes, close)?;
-                        }
+                });
+            }
+            // A row group's chunks follow one another from where the file is now, with nothing
+            // between them, so where each starts is known before the row group is written.
+            let mut position = writer.bytes_written();
+            for chunk in &chunks {
+                position += match chunk {
+                    Chunk::Arrow(chunk) => chunk.close().metadata.compressed_size() as usize,
+                    Chunk::Pages(bytes, close) => {
+                        let metadata = &close.metadata;
+                        let start =
+                            metadata.dictionary_page_offset().unwrap_or(metadata.data_page_offset()) as usize;
+                        let length = metadata.compressed_size() as usize;
+                        writer.inner_mut().splice(position, bytes.slice(start..start + length))?;
+                        length
                     }
+                };
+            }
+            let mut row_group = writer.next_row_group()?;
+            for chunk in chunks {
+                match chunk {
+                    Chunk::Arrow(chunk) => chunk.append_to_row_group(&mut row_group)?,
+                    Chunk::Pages(bytes, close) => row_group.append_column(&bytes, close)?,
                 }
             }
             row_group.close()?;
         }
     }
-    writer.close()?;
-    splicer.finish()
+    writer.into_inner()?.finish()
 }
 
 /// Every segment's writer settings, with the footer's key-value metadata.
@@ -867,30 +860,28 @@ mod tests {
 
     #[test]
     fn spliced_chunks_take_the_place_of_the_copy_written_of_them() {
-        let splicer = Splicer::default();
+        let mut splicer = Splicer::default();
         let chunk = Bytes::from_static(b"CHUNK");
         splicer.splice(3, chunk.clone()).unwrap();
-        let mut writer = splicer.clone();
         // The writer's copy of the chunk arrives in pieces, and with bytes of its own around it.
         for piece in [&b"hd"[..], b"rCH", b"UN", b"Kfooter"] {
-            writer.write_all(piece).unwrap();
+            splicer.write_all(piece).unwrap();
         }
         let error = splicer.splice(5, Bytes::from_static(b"x")).unwrap_err().to_string();
         assert!(error.contains("byte 5") && error.contains("up to 14"), "{error}");
-        drop(writer);
         let file = splicer.finish().unwrap();
         assert_eq!(file.to_bytes(), Bytes::from_static(b"hdrCHUNKfooter"));
         assert_eq!(file.parts.len(), 3);
         assert_eq!(file.parts[1].as_ptr(), chunk.as_ptr(), "the chunk itself, not a copy");
 
         // A copy that differs from the chunk, or a chunk never written, is an error.
-        let splicer = Splicer::default();
+        let mut splicer = Splicer::default();
         splicer.splice(0, Bytes::from_static(b"abc")).unwrap();
-        let error = splicer.clone().write_all(b"abd").unwrap_err().to_string();
+        let error = splicer.write_all(b"abd").unwrap_err().to_string();
         assert!(error.contains("differ from the chunk spliced in at 0"), "{error}");
-        let splicer = Splicer::default();
+        let mut splicer = Splicer::default();
         splicer.splice(2, Bytes::from_static(b"abc")).unwrap();
-        splicer.clone().write_all(b"12").unwrap();
+        splicer.write_all(b"12").unwrap();
         let error = splicer.finish().unwrap_err().to_string();
         assert!(error.contains("byte 2 was never written") && error.contains("ends at 2"), "{error}");
     }
