@@ -197,6 +197,7 @@ struct Placed {
 }
 
 impl Placement {
+    /// `max_rows` is maxRowsPerSegment; 0 counts as 1.
     fn new(max_rows: usize, version: &str) -> Self {
         Self {
             max_rows: max_rows.max(1),
@@ -313,7 +314,7 @@ async fn run_reindex(
             .build()
             .map_err(|e| BatchError::Internal(format!("cannot start worker threads: {e}")))?,
     );
-    let max_rows = spec.tuning.max_rows_per_segment.max(1) as usize;
+    let max_rows = spec.tuning.max_rows_per_segment as usize;
     let placement = Arc::new(Mutex::new(Placement::new(max_rows, &version)));
     let phase = Instant::now();
     let (work, unit_count) = work_items(&schema, &files, options.threads);
